@@ -1,0 +1,420 @@
+// Package config loads the `gatehouse serve --config FILE` YAML file.
+//
+// The file format is strict: unknown keys are errors, every error names the file, line and dotted key, durations are
+// Go durations ("15m", "168h"), and relative paths resolve against the config file's folder so a config can be
+// moved together with its policy, users and keys.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the runtime configuration after defaults, validation and path resolution.
+type Config struct {
+	Authz  Authz  `yaml:"authz"`
+	Issuer Issuer `yaml:"issuer"`
+	// Policy is the route policy file (required).
+	Policy string `yaml:"policy"`
+	// Users is the users file; required when the issuer is enabled.
+	Users string `yaml:"users"`
+	// Redis selects the Redis store; nil means the embedded in-memory store.
+	Redis *Redis `yaml:"redis"`
+	// Keys selects the signing/verification keys; nil means an ephemeral key (dev only).
+	Keys   *Keys  `yaml:"keys"`
+	Tokens Tokens `yaml:"tokens"`
+	Login  Login  `yaml:"login"`
+	MFA    MFA    `yaml:"mfa"`
+
+	// File is the absolute path the config was loaded from ("" for the built-in dev config).
+	File string `yaml:"-"`
+}
+
+// Authz configures the ext_authz gRPC decision server.
+type Authz struct {
+	Listen  string  `yaml:"listen"`
+	Enabled bool    `yaml:"enabled"`
+	Headers Headers `yaml:"headers"`
+}
+
+// Headers names the identity headers Gatehouse sets upstream (and strips from clients).
+type Headers struct {
+	UserID   string `yaml:"user_id"`
+	Username string `yaml:"username"`
+	Roles    string `yaml:"roles"`
+}
+
+// Issuer configures the HTTP login service.
+type Issuer struct {
+	Listen  string `yaml:"listen"`
+	Enabled bool   `yaml:"enabled"`
+	// URL is the token issuer (`iss`) and the base of the discovery documents.
+	URL string `yaml:"url"`
+	// TrustedProxies lists peers (IPs or CIDRs) whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxSessions caps concurrent sessions per user; the oldest is revoked past it.
+	MaxSessions int `yaml:"max_sessions"`
+
+	// TrustedPrefixes is TrustedProxies parsed.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
+}
+
+// Redis configures the Redis store.
+type Redis struct {
+	URL    string `yaml:"url"`
+	Prefix string `yaml:"prefix"`
+}
+
+// Keys configures the JWT key set.
+type Keys struct {
+	// Dir holds PEM keys; the file name (without .pem) is the kid.
+	Dir string `yaml:"dir"`
+	// HMACSecretFile switches to HS256 with a shared secret. Every decider holding it can mint tokens.
+	HMACSecretFile string `yaml:"hmac_secret_file"`
+}
+
+// Tokens configures token lifetimes and verification.
+type Tokens struct {
+	AccessTTL  Duration `yaml:"access_ttl"`
+	RefreshTTL Duration `yaml:"refresh_ttl"`
+	MFATTL     Duration `yaml:"mfa_ttl"`
+	Audience   string   `yaml:"audience"`
+	// Leeway is the clock skew allowed when verifying; at most 30s.
+	Leeway Duration `yaml:"leeway"`
+}
+
+// Login configures brute-force regulation and password hashing.
+type Login struct {
+	MaxFailures int      `yaml:"max_failures"`
+	Window      Duration `yaml:"window"`
+	Lockout     Duration `yaml:"lockout"`
+	MaxLockout  Duration `yaml:"max_lockout"`
+	// HashConcurrency bounds concurrent argon2id computations (each takes its memory cost).
+	HashConcurrency int `yaml:"hash_concurrency"`
+}
+
+// MFA configures TOTP multi-factor authentication.
+type MFA struct {
+	// EncryptionKeyFile holds the 32-byte AES-256-GCM key (raw, hex or base64) that encrypts TOTP secrets at rest.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// IssuerName is shown by authenticator apps.
+	IssuerName string `yaml:"issuer_name"`
+}
+
+// Duration is a time.Duration written as "15m" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 15m")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("want a duration like 15m, got %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults returns the configuration used for every key a file leaves out.
+func Defaults() Config {
+	return Config{
+		Authz: Authz{Listen: "127.0.0.1:9191", Enabled: true, Headers: Headers{
+			UserID: "x-user-id", Username: "x-username", Roles: "x-user-roles",
+		}},
+		Issuer: Issuer{Listen: "127.0.0.1:8080", Enabled: true, MaxSessions: 10},
+		Tokens: Tokens{
+			AccessTTL:  Duration(15 * time.Minute),
+			RefreshTTL: Duration(168 * time.Hour),
+			MFATTL:     Duration(5 * time.Minute),
+			Audience:   "gatehouse",
+			Leeway:     Duration(30 * time.Second),
+		},
+		Login: Login{
+			MaxFailures: 5,
+			Window:      Duration(10 * time.Minute),
+			Lockout:     Duration(time.Minute),
+			MaxLockout:  Duration(time.Hour),
+		},
+		MFA: MFA{IssuerName: "Gatehouse"},
+	}
+}
+
+// Error is one problem in a config file.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", loc, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", loc, e.Key, e.Msg)
+}
+
+// Load reads, validates and resolves a config file. All problems are reported together.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(abs, data)
+}
+
+// Parse is Load for bytes already read; file names the source in errors and anchors relative paths.
+func Parse(file string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	cfg := Defaults()
+	cfg.File = file
+	if len(root.Content) == 0 {
+		return nil, &Error{File: file, Msg: "empty config file"}
+	}
+	doc := root.Content[0]
+	lines := map[string]int{}
+	var errs []error
+	walk(file, doc, reflect.TypeOf(cfg), "", lines, &errs)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := doc.Decode(&cfg); err != nil {
+		return nil, yamlError(file, err)
+	}
+	cfg.resolve(filepath.Dir(file))
+	if err := cfg.validate(lines); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// walk reports unknown keys and records the line of every known key, so later checks can point at it.
+func walk(file string, n *yaml.Node, t reflect.Type, prefix string, lines map[string]int, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeOf(Duration(0)) {
+		// yaml.v3 drops the line of errors returned by UnmarshalYAML, so durations are checked here.
+		var d Duration
+		if err := d.UnmarshalYAML(n); err != nil {
+			*errs = append(*errs, &Error{File: file, Line: n.Line, Key: strings.TrimSuffix(prefix, "."), Msg: err.Error()})
+		}
+		return
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return
+		}
+		*errs = append(*errs, &Error{File: file, Line: n.Line, Key: strings.TrimSuffix(prefix, "."), Msg: "want a mapping"})
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = f.Type
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		ft, ok := fields[k.Value]
+		if !ok {
+			*errs = append(*errs, &Error{File: file, Line: k.Line, Key: key, Msg: "unknown key"})
+			continue
+		}
+		if _, dup := lines[key]; dup {
+			*errs = append(*errs, &Error{File: file, Line: k.Line, Key: key, Msg: "duplicate key"})
+			continue
+		}
+		lines[key] = k.Line
+		walk(file, v, ft, key+".", lines, errs)
+	}
+}
+
+// yamlLine splits yaml.v3's "line N: msg" so errors can read "file:N: msg".
+func yamlLine(msg string) (int, string) {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
+		_, rest, _ := strings.Cut(msg, ":")
+		return line, strings.TrimSpace(rest)
+	}
+	return 0, msg
+}
+
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs []error
+		for _, m := range te.Errors {
+			line, msg := yamlLine(m)
+			errs = append(errs, &Error{File: file, Line: line, Msg: msg})
+		}
+		return errors.Join(errs...)
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line, rest := yamlLine(msg)
+	return &Error{File: file, Line: line, Msg: rest}
+}
+
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Policy)
+	abs(&c.Users)
+	abs(&c.MFA.EncryptionKeyFile)
+	if c.Keys != nil {
+		abs(&c.Keys.Dir)
+		abs(&c.Keys.HMACSecretFile)
+	}
+	if c.Redis != nil && c.Redis.Prefix == "" {
+		c.Redis.Prefix = "gatehouse:"
+	}
+	if c.Issuer.URL == "" {
+		c.Issuer.URL = "http://" + c.Issuer.Listen
+	}
+}
+
+func (c *Config) validate(lines map[string]int) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &Error{File: c.File, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !c.Authz.Enabled && !c.Issuer.Enabled {
+		bad("authz.enabled", "both authz and issuer are disabled: nothing to serve")
+	}
+	if c.Authz.Enabled {
+		if _, _, err := net.SplitHostPort(c.Authz.Listen); err != nil {
+			bad("authz.listen", "want host:port, got %q", c.Authz.Listen)
+		}
+		for key, h := range map[string]string{"authz.headers.user_id": c.Authz.Headers.UserID,
+			"authz.headers.username": c.Authz.Headers.Username, "authz.headers.roles": c.Authz.Headers.Roles} {
+			if !validHeaderName(h) {
+				bad(key, "want a lower-case header name, got %q", h)
+			}
+		}
+	}
+	if c.Issuer.Enabled {
+		if _, _, err := net.SplitHostPort(c.Issuer.Listen); err != nil {
+			bad("issuer.listen", "want host:port, got %q", c.Issuer.Listen)
+		}
+		if c.Users == "" {
+			bad("users", "required when the issuer is enabled")
+		}
+	}
+	if u, err := url.Parse(c.Issuer.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("issuer.url", "want an http(s) URL, got %q", c.Issuer.URL)
+	}
+	for _, p := range c.Issuer.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			bad("issuer.trusted_proxies", "want an IP or CIDR, got %q", p)
+			continue
+		}
+		c.Issuer.TrustedPrefixes = append(c.Issuer.TrustedPrefixes, pfx)
+	}
+	if c.Issuer.MaxSessions < 1 {
+		bad("issuer.max_sessions", "must be at least 1")
+	}
+	if c.Policy == "" {
+		bad("policy", "required")
+	}
+	if c.Redis != nil {
+		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("redis.url", "want redis:// or rediss:// URL")
+		}
+	}
+	if c.Keys != nil && c.Keys.Dir == "" && c.Keys.HMACSecretFile == "" {
+		bad("keys", "set dir (asymmetric keys) or hmac_secret_file (HS256)")
+	}
+	if c.Keys != nil && c.Keys.Dir != "" && c.Keys.HMACSecretFile != "" {
+		bad("keys.hmac_secret_file", "set either dir or hmac_secret_file, not both")
+	}
+	positive := map[string]Duration{"tokens.access_ttl": c.Tokens.AccessTTL, "tokens.refresh_ttl": c.Tokens.RefreshTTL,
+		"tokens.mfa_ttl": c.Tokens.MFATTL, "login.window": c.Login.Window, "login.lockout": c.Login.Lockout,
+		"login.max_lockout": c.Login.MaxLockout}
+	for key, d := range positive {
+		if d <= 0 {
+			bad(key, "must be positive")
+		}
+	}
+	if c.Tokens.RefreshTTL < c.Tokens.AccessTTL {
+		bad("tokens.refresh_ttl", "must not be shorter than tokens.access_ttl")
+	}
+	if c.Tokens.Leeway < 0 || c.Tokens.Leeway.D() > 30*time.Second {
+		bad("tokens.leeway", "must be between 0s and 30s")
+	}
+	if c.Tokens.Audience == "" {
+		bad("tokens.audience", "required")
+	}
+	if c.Login.MaxFailures < 1 {
+		bad("login.max_failures", "must be at least 1")
+	}
+	if c.Login.MaxLockout < c.Login.Lockout {
+		bad("login.max_lockout", "must not be shorter than login.lockout")
+	}
+	if c.Login.HashConcurrency < 0 {
+		bad("login.hash_concurrency", "must not be negative (0 sizes it to the machine)")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFull(t *testing.T) {
+	src := `
+authz:  {listen: 127.0.0.1:9191, enabled: true}
+issuer: {listen: 127.0.0.1:8080, enabled: true, url: http://127.0.0.1:8080, trusted_proxies: [10.0.0.0/8, 127.0.0.1]}
+policy: policy.yaml
+users: users.yaml
+redis: {url: redis://127.0.0.1:6379/0}
+keys: {dir: keys/}
+tokens: {access_ttl: 15m, refresh_ttl: 168h, mfa_ttl: 5m, audience: gatehouse}
+`
+	cfg, err := Parse("/etc/gh/gatehouse.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy != "/etc/gh/policy.yaml" || cfg.Users != "/etc/gh/users.yaml" || cfg.Keys.Dir != "/etc/gh/keys" {
+		t.Errorf("relative paths not resolved against the config folder: %q %q %q", cfg.Policy, cfg.Users, cfg.Keys.Dir)
+	}
+	if cfg.Tokens.AccessTTL.D() != 15*time.Minute || cfg.Tokens.RefreshTTL.D() != 168*time.Hour || cfg.Tokens.MFATTL.D() != 5*time.Minute {
+		t.Errorf("durations: %+v", cfg.Tokens)
+	}
+	if cfg.Redis == nil || cfg.Redis.URL != "redis://127.0.0.1:6379/0" || cfg.Redis.Prefix != "gatehouse:" {
+		t.Errorf("redis: %+v", cfg.Redis)
+	}
+	if len(cfg.Issuer.TrustedPrefixes) != 2 || cfg.Issuer.TrustedPrefixes[1].Bits() != 32 {
+		t.Errorf("trusted proxies: %v", cfg.Issuer.TrustedPrefixes)
+	}
+	if cfg.Authz.Headers.UserID != "x-user-id" || cfg.Issuer.MaxSessions != 10 || cfg.Login.MaxFailures != 5 {
+		t.Errorf("defaults lost: %+v %+v", cfg.Authz, cfg.Login)
+	}
+}
+
+func TestParseMinimalUsesDefaults(t *testing.T) {
+	cfg, err := Parse("/x/c.yaml", []byte("policy: p.yaml\nusers: u.yaml\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis != nil || cfg.Keys != nil {
+		t.Errorf("absent redis/keys must stay nil (embedded store, ephemeral key)")
+	}
+	if cfg.Issuer.URL != "http://127.0.0.1:8080" || !cfg.Authz.Enabled || !cfg.Issuer.Enabled {
+		t.Errorf("defaults: %+v %+v", cfg.Issuer, cfg.Authz)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"unknown top key", "policy: p\nusers: u\npolcy: x\n", []string{"c.yaml:3: polcy: unknown key"}},
+		{"unknown nested key", "policy: p\nusers: u\nauthz:\n  listen: 127.0.0.1:1\n  enabel: true\n", []string{"c.yaml:5: authz.enabel: unknown key"}},
+		{"bad duration", "policy: p\nusers: u\ntokens:\n  access_ttl: 15 minutes\n", []string{"c.yaml:4:", "15 minutes"}},
+		{"negative duration", "policy: p\nusers: u\ntokens: {access_ttl: -1m}\n", []string{"c.yaml:3: tokens.access_ttl: must be positive"}},
+		{"missing policy", "users: u\n", []string{"c.yaml: policy: required"}},
+		{"missing users with issuer", "policy: p\n", []string{"users: required when the issuer is enabled"}},
+		{"bad listen", "policy: p\nusers: u\nauthz: {listen: nope}\n", []string{"c.yaml:3: authz.listen: want host:port"}},
+		{"bad redis url", "policy: p\nusers: u\nredis: {url: http://x}\n", []string{"c.yaml:3: redis.url: want redis://"}},
+		{"leeway too big", "policy: p\nusers: u\ntokens: {leeway: 5m}\n", []string{"tokens.leeway: must be between 0s and 30s"}},
+		{"bad proxy", "policy: p\nusers: u\nissuer: {trusted_proxies: [foo]}\n", []string{"c.yaml:3: issuer.trusted_proxies: want an IP or CIDR"}},
+		{"duplicate key", "policy: p\npolicy: q\nusers: u\n", []string{"c.yaml:2"}},
+		{"not a mapping", "policy: p\nusers: u\nauthz: 3\n", []string{"c.yaml:3: authz: want a mapping"}},
+		{"bad header", "policy: p\nusers: u\nauthz: {headers: {user_id: \"X User\"}}\n", []string{"authz.headers.user_id: want a lower-case header name"}},
+		{"two errors reported together", "polcy: p\nusers: u\nfoo: 1\n", []string{"c.yaml:1: polcy: unknown key", "c.yaml:3: foo: unknown key"}},
+		{"empty", "", []string{"empty config file"}},
+		{"nothing enabled", "policy: p\nauthz: {enabled: false}\nissuer: {enabled: false}\n", []string{"c.yaml:2: authz.enabled: both authz and issuer are disabled"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tt.src))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadResolvesAgainstFileFolder(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte("policy: sub/policy.yaml\nusers: /abs/users.yaml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy != filepath.Join(dir, "sub/policy.yaml") || cfg.Users != "/abs/users.yaml" {
+		t.Errorf("got %q %q", cfg.Policy, cfg.Users)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file error should name it: %v", err)
+	}
+}
+
+// The shipped example must stay loadable: the README, `make run` and the Envoy tests rely on it.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../deploy/dev/gatehouse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Authz.Listen != "127.0.0.1:9191" || cfg.Redis != nil || cfg.Keys != nil {
+		t.Errorf("example config drifted: %+v", cfg)
+	}
+}
