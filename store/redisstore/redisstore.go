@@ -1,0 +1,741 @@
+// Package redisstore is the Redis store backend (Redis >= 7.0: PEXPIRETIME, PEXPIREAT NX).
+//
+// Key layout (every key starts with the prefix, default "gatehouse:"):
+//
+//	rev:jti:<jti>              "1", PXAT = latest revocation expiry
+//	rev:sid:<sid>              "1", PXAT = latest revocation expiry
+//	rev:user:<userID>          cut-off as Unix milliseconds (the latest wins), PXAT = latest expiry
+//	sess:<id>                  hash uid un ip ua rid c lu e (times as Unix ns), PXAT = ExpiresAt
+//	usess:<userID>             sorted set of session ids scored by CreatedAt (ms), PXAT = latest session expiry;
+//	                           ids of expired or deleted sessions are pruned by ListSessions (and every 32nd create)
+//	cnt:<key>                  counter, PXAT = first hit + window
+//	lock:<key>                 lock end as Unix nanoseconds, PXAT = lock end
+//	mfa:{<userID>}:pending     pending secret, PXAT = until
+//	mfa:{<userID>}:enr         enrollment JSON (secret, enabled_at)
+//	mfa:{<userID>}:backup      set of unused backup-code hashes
+//	mfa:{<userID>}:step        last used TOTP step, PXAT = latest until
+//	once:<key>                 "1", PXAT = until
+//
+// Expiry instants are computed from the injected clock and sent as absolute times (PXAT/PEXPIREAT, rounded up to the
+// millisecond), so an entry never dies before its `until`. Redis then expires keys by its own clock.
+//
+// Redis Cluster is not supported yet: the MFA keys share a hash tag (so DeleteMFA's DEL and PutMFA's MULTI stay in
+// one slot), but Revoked (MGET of three unrelated keys) and the CreateSession script (session + user index) span
+// slots. Supporting it means one GET per key for Revoked (pipelined) and tagging session ids with their user.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"gatehouse/store"
+)
+
+var (
+	_ store.Revocations = (*Store)(nil)
+	_ store.Sessions    = (*Store)(nil)
+	_ store.Counters    = (*Store)(nil)
+	_ store.MFA         = (*Store)(nil)
+	_ store.Once        = (*Store)(nil)
+	_ store.Pinger      = (*Store)(nil)
+)
+
+// DefaultPrefix starts every key when no prefix is given.
+const DefaultPrefix = "gatehouse:"
+
+// pruneEvery: CreateSession prunes the user's index when its size is a multiple of this, so stale ids of users who
+// never list their sessions stay bounded.
+const pruneEvery = 32
+
+// Store is a Redis backend. Every error it returns other than the store sentinels is wrapped and means Redis could
+// not answer: callers fail closed.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+// New wraps client; the Store owns it from now on (Close closes it). An empty prefix means DefaultPrefix.
+func New(client redis.UniversalClient, prefix string, now func() time.Time) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{client: client, prefix: prefix, now: now}
+}
+
+// Open connects to the Redis at rawURL with ClientOptions. It does not dial; use Ping to check readiness.
+func Open(rawURL, prefix string, now func() time.Time) (*Store, error) {
+	opt, err := ClientOptions(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return New(redis.NewClient(opt), prefix, now), nil
+}
+
+// ClientOptions parses rawURL (redis:// or rediss://, see redis.ParseURL) and applies settings suited to a request
+// path, overriding the URL's: context deadlines reach the socket, short timeouts, a bounded pool and a single retry,
+// because an answer that arrives after Envoy gave up is worthless and a slow "no" is worse than a fast one.
+func ClientOptions(rawURL string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		// url.Error repeats the URL, and with it any password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("redisstore: invalid redis URL: %w", err)
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = time.Second
+	// go-redis redials 5 times 100ms apart by default: with Redis down every call would hang ~0.8s instead of
+	// failing (and denying) at once. The one command retry below still redials once.
+	opt.DialerRetries = 1
+	opt.ReadTimeout = 200 * time.Millisecond
+	opt.WriteTimeout = 200 * time.Millisecond
+	opt.PoolTimeout = 200 * time.Millisecond
+	opt.PoolSize = 10 * runtime.GOMAXPROCS(0)
+	opt.MaxRetries = 1
+	// Maintenance notifications are a managed-Redis feature; skipping them saves a handshake per connection.
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return opt, nil
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.client.Close() }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.client.Ping(ctx).Err())
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
+
+func required(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("redisstore: empty %s", what)
+	}
+	return nil
+}
+
+func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
+
+// mfaKey keeps all of a user's MFA keys in one hash slot, so DeleteMFA's multi-key DEL works on a cluster too.
+// Kinds contain no '}', so distinct (userID, kind) pairs never produce the same key.
+func (s *Store) mfaKey(userID, kind string) string { return s.prefix + "mfa:{" + userID + "}:" + kind }
+
+// pxat is t in Unix milliseconds rounded up, so an entry never expires before t.
+func pxat(t time.Time) int64 {
+	tt := t.Truncate(time.Millisecond)
+	if tt.Before(t) {
+		tt = tt.Add(time.Millisecond)
+	}
+	return tt.UnixMilli()
+}
+
+// floorMilli is t in Unix milliseconds rounded down (the precision of the user cut-off).
+func floorMilli(t time.Time) int64 { return t.Truncate(time.Millisecond).UnixMilli() }
+
+func (s *Store) live(until time.Time) bool { return s.now().Before(until) }
+
+// --- Revocations ---
+
+// revokeScript sets KEYS[1] unless it already outlives ARGV[1]: revocations never shrink.
+var revokeScript = redis.NewScript(`
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
+end
+return 1
+`)
+
+// revokeUserScript keeps the later cut-off (ARGV[1]) and the later expiry (ARGV[2]).
+var revokeUserScript = redis.NewScript(`
+local before = tonumber(ARGV[1])
+local untl = tonumber(ARGV[2])
+local cur = tonumber(redis.call('GET', KEYS[1]) or '')
+if cur and cur > before then before = cur end
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+if exp > untl then untl = exp end
+redis.call('SET', KEYS[1], string.format('%.0f', before), 'PXAT', string.format('%.0f', untl))
+return 1
+`)
+
+func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
+	return s.revoke(ctx, "revoke token", "jti", "rev:jti:", jti, until)
+}
+
+func (s *Store) RevokeSession(ctx context.Context, sid string, until time.Time) error {
+	return s.revoke(ctx, "revoke session", "sid", "rev:sid:", sid, until)
+}
+
+func (s *Store) revoke(ctx context.Context, op, what, kind, id string, until time.Time) error {
+	if err := required(what, id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap(op, err)
+	}
+	if !s.live(until) {
+		return nil
+	}
+	return wrap(op, revokeScript.Run(ctx, s.client, []string{s.key(kind, id)}, pxat(until)).Err())
+}
+
+func (s *Store) RevokeUserBefore(ctx context.Context, userID string, before, until time.Time) error {
+	if err := required("user id", userID); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("revoke user", err)
+	}
+	if !s.live(until) {
+		return nil
+	}
+	keys := []string{s.key("rev:user:", userID)}
+	return wrap("revoke user", revokeUserScript.Run(ctx, s.client, keys, floorMilli(before), pxat(until)).Err())
+}
+
+// Revoked is one MGET; each present key is a revocation (the user key holds the cut-off).
+func (s *Store) Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error) {
+	keys := make([]string, 0, 3)
+	if jti != "" {
+		keys = append(keys, s.key("rev:jti:", jti))
+	}
+	if sid != "" {
+		keys = append(keys, s.key("rev:sid:", sid))
+	}
+	userIdx := -1
+	if userID != "" {
+		userIdx = len(keys)
+		keys = append(keys, s.key("rev:user:", userID))
+	}
+	if len(keys) == 0 {
+		return false, wrap("revoked", ctx.Err())
+	}
+	vals, err := s.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return false, wrap("revoked", err)
+	}
+	if len(vals) != len(keys) {
+		return false, fmt.Errorf("redisstore: revoked: MGET returned %d values for %d keys", len(vals), len(keys))
+	}
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		if i != userIdx {
+			return true, nil
+		}
+		str, ok := v.(string)
+		if !ok {
+			return false, fmt.Errorf("redisstore: revoked: user cut-off has type %T", v)
+		}
+		before, err := strconv.ParseInt(str, 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("redisstore: revoked: user cut-off: %w", err)
+		}
+		return floorMilli(issuedAt) < before, nil
+	}
+	return false, nil
+}
+
+// --- Sessions ---
+
+// Hash fields of sess:<id>. Times are Unix nanoseconds ("" for the zero time) so they round-trip exactly.
+const (
+	fUserID    = "uid"
+	fUsername  = "un"
+	fClientIP  = "ip"
+	fUserAgent = "ua"
+	fRefreshID = "rid"
+	fCreatedAt = "c"
+	fLastUsed  = "lu"
+	fExpiresAt = "e"
+)
+
+// createSessionScript: KEYS = sess, usess; ARGV = expiry ms, score, id, store (0|1), field/value pairs...
+// Returns -1 when the id is taken, else the size of the user's index.
+var createSessionScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if ARGV[4] ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+end
+return redis.call('ZCARD', KEYS[2])
+`)
+
+// rotateScript: KEYS = sess; ARGV = old, new, last used. Returns 0 (gone), 1 (reused) or the updated hash.
+// Presenting the new id again succeeds: that is a client retry of the winning call (only the winner knows the new
+// id), and treating it as reuse would end a legitimate session after a lost reply.
+var rotateScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'rid')
+if not cur then return 0 end
+if cur ~= ARGV[1] and cur ~= ARGV[2] then return 1 end
+redis.call('HSET', KEYS[1], 'rid', ARGV[2], 'lu', ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+`)
+
+var touchScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'lu', ARGV[1])
+return 1
+`)
+
+func encTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixNano(), 10)
+}
+
+func decTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, n).UTC(), nil
+}
+
+func decodeSession(id string, h map[string]string) (store.Session, error) {
+	sess := store.Session{
+		ID:        id,
+		UserID:    h[fUserID],
+		Username:  h[fUsername],
+		ClientIP:  h[fClientIP],
+		UserAgent: h[fUserAgent],
+		RefreshID: h[fRefreshID],
+	}
+	var errs [3]error
+	sess.CreatedAt, errs[0] = decTime(h[fCreatedAt])
+	sess.LastUsed, errs[1] = decTime(h[fLastUsed])
+	sess.ExpiresAt, errs[2] = decTime(h[fExpiresAt])
+	if err := errors.Join(errs[:]...); err != nil {
+		return store.Session{}, fmt.Errorf("redisstore: corrupt session record: %w", err)
+	}
+	return sess, nil
+}
+
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	if err := errors.Join(required("session id", sess.ID), required("session user id", sess.UserID)); err != nil {
+		return err
+	}
+	if sess.ExpiresAt.IsZero() {
+		return errors.New("redisstore: session without expiry")
+	}
+	if err := ctx.Err(); err != nil {
+		return wrap("create session", err)
+	}
+	doStore := "0"
+	if s.live(sess.ExpiresAt) {
+		doStore = "1"
+	}
+	keys := []string{s.key("sess:", sess.ID), s.key("usess:", sess.UserID)}
+	score := float64(0)
+	if !sess.CreatedAt.IsZero() {
+		score = float64(sess.CreatedAt.UnixMilli())
+	}
+	n, err := createSessionScript.Run(ctx, s.client, keys,
+		pxat(sess.ExpiresAt), score, sess.ID, doStore,
+		fUserID, sess.UserID,
+		fUsername, sess.Username,
+		fClientIP, sess.ClientIP,
+		fUserAgent, sess.UserAgent,
+		fRefreshID, sess.RefreshID,
+		fCreatedAt, encTime(sess.CreatedAt),
+		fLastUsed, encTime(sess.LastUsed),
+		fExpiresAt, encTime(sess.ExpiresAt),
+	).Int64()
+	if err != nil {
+		return wrap("create session", err)
+	}
+	if n < 0 {
+		return store.ErrAlreadyExists
+	}
+	if n > 0 && n%pruneEvery == 0 {
+		// Best effort: the session exists; a failed prune only delays cleanup.
+		_, _ = s.ListSessions(ctx, sess.UserID)
+	}
+	return nil
+}
+
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	if id == "" {
+		return store.Session{}, store.ErrNotFound
+	}
+	h, err := s.client.HGetAll(ctx, s.key("sess:", id)).Result()
+	if err != nil {
+		return store.Session{}, wrap("get session", err)
+	}
+	if len(h) == 0 {
+		return store.Session{}, store.ErrNotFound
+	}
+	return decodeSession(id, h)
+}
+
+// ListSessions reads the index, then every session in one pipeline, and prunes ids whose session is gone.
+func (s *Store) ListSessions(ctx context.Context, userID string) ([]store.Session, error) {
+	if userID == "" {
+		return nil, wrap("list sessions", ctx.Err())
+	}
+	idxKey := s.key("usess:", userID)
+	ids, err := s.client.ZRange(ctx, idxKey, 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list sessions", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	if _, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.key("sess:", id))
+		}
+		return nil
+	}); err != nil {
+		return nil, wrap("list sessions", err)
+	}
+	var out []store.Session
+	var stale []any
+	for i, id := range ids {
+		h := cmds[i].Val()
+		if len(h) == 0 {
+			stale = append(stale, id)
+			continue
+		}
+		sess, err := decodeSession(id, h)
+		if err != nil {
+			return nil, err
+		}
+		// The index is keyed by user id; a session of someone else would mean a corrupt index.
+		if sess.UserID != userID {
+			stale = append(stale, id)
+			continue
+		}
+		out = append(out, sess)
+	}
+	if len(stale) > 0 {
+		if err := s.client.ZRem(ctx, idxKey, stale...).Err(); err != nil {
+			return nil, wrap("list sessions: prune", err)
+		}
+	}
+	store.SortSessions(out)
+	return out, nil
+}
+
+func (s *Store) RotateRefresh(ctx context.Context, id, oldRefreshID, newRefreshID string, now time.Time) (store.Session, error) {
+	if err := errors.Join(required("old refresh id", oldRefreshID), required("new refresh id", newRefreshID)); err != nil {
+		return store.Session{}, err
+	}
+	if id == "" {
+		return store.Session{}, store.ErrNotFound
+	}
+	res, err := rotateScript.Run(ctx, s.client, []string{s.key("sess:", id)}, oldRefreshID, newRefreshID, encTime(now)).Result()
+	if err != nil {
+		return store.Session{}, wrap("rotate refresh", err)
+	}
+	switch v := res.(type) {
+	case int64:
+		if v == 0 {
+			return store.Session{}, store.ErrNotFound
+		}
+		return store.Session{}, store.ErrRefreshReused
+	case []any:
+		h, err := pairs(v)
+		if err != nil {
+			return store.Session{}, wrap("rotate refresh", err)
+		}
+		return decodeSession(id, h)
+	default:
+		return store.Session{}, fmt.Errorf("redisstore: rotate refresh: unexpected reply %T", res)
+	}
+}
+
+// pairs turns a flat HGETALL reply into a map.
+func pairs(flat []any) (map[string]string, error) {
+	if len(flat)%2 != 0 {
+		return nil, errors.New("odd HGETALL reply")
+	}
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		k, ok1 := flat[i].(string)
+		v, ok2 := flat[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, errors.New("non-string HGETALL reply")
+		}
+		h[k] = v
+	}
+	return h, nil
+}
+
+func (s *Store) TouchSession(ctx context.Context, id string, now time.Time) error {
+	if id == "" {
+		return store.ErrNotFound
+	}
+	n, err := touchScript.Run(ctx, s.client, []string{s.key("sess:", id)}, encTime(now)).Int64()
+	if err != nil {
+		return wrap("touch session", err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if id == "" {
+		return wrap("delete session", ctx.Err())
+	}
+	key := s.key("sess:", id)
+	userID, err := s.client.HGet(ctx, key, fUserID).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return wrap("delete session", err)
+	}
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.ZRem(ctx, s.key("usess:", userID), id)
+		return nil
+	})
+	return wrap("delete session", err)
+}
+
+// --- Counters ---
+
+func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (int64, error) {
+	if err := required("counter key", key); err != nil {
+		return 0, err
+	}
+	if window <= 0 {
+		return 0, fmt.Errorf("redisstore: counter window %v is not positive", window)
+	}
+	k := s.key("cnt:", key)
+	var incr *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, k)
+		// NX: only the first hit starts the window.
+		p.Do(ctx, "pexpireat", k, pxat(s.now().Add(window)), "nx")
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("hit", err)
+	}
+	return incr.Val(), nil
+}
+
+func (s *Store) Count(ctx context.Context, key string) (int64, error) {
+	n, err := s.client.Get(ctx, s.key("cnt:", key)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, wrap("count", err)
+}
+
+func (s *Store) Clear(ctx context.Context, key string) error {
+	return wrap("clear", s.client.Del(ctx, s.key("cnt:", key)).Err())
+}
+
+func (s *Store) Lock(ctx context.Context, key string, until time.Time) error {
+	if err := required("lock key", key); err != nil {
+		return err
+	}
+	k := s.key("lock:", key)
+	if !s.live(until) {
+		return wrap("lock", s.client.Del(ctx, k).Err())
+	}
+	return wrap("lock", s.client.Do(ctx, "set", k, encTime(until), "pxat", pxat(until)).Err())
+}
+
+func (s *Store) LockedUntil(ctx context.Context, key string) (time.Time, error) {
+	v, err := s.client.Get(ctx, s.key("lock:", key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, wrap("locked until", err)
+	}
+	until, err := decTime(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: locked until: corrupt lock: %w", err)
+	}
+	// Redis keeps the key up to a millisecond longer (pxat rounds up).
+	if !s.live(until) {
+		return time.Time{}, nil
+	}
+	return until, nil
+}
+
+// --- MFA ---
+
+type enrollmentJSON struct {
+	Secret    []byte    `json:"secret"`
+	EnabledAt time.Time `json:"enabled_at"`
+}
+
+// useStepScript: KEYS = step; ARGV = step, until ms. Refuses step <= last; keeps the later expiry.
+var useStepScript = redis.NewScript(`
+local step = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+if last and step <= last then return 0 end
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+if exp > tonumber(ARGV[2]) then redis.call('PEXPIREAT', KEYS[1], exp) end
+return 1
+`)
+
+func (s *Store) PutPendingMFA(ctx context.Context, userID string, secret []byte, until time.Time) error {
+	if err := errors.Join(required("user id", userID), required("secret", string(secret))); err != nil {
+		return err
+	}
+	k := s.mfaKey(userID, "pending")
+	if !s.live(until) {
+		return wrap("put pending mfa", s.client.Del(ctx, k).Err())
+	}
+	return wrap("put pending mfa", s.client.Do(ctx, "set", k, secret, "pxat", pxat(until)).Err())
+}
+
+func (s *Store) GetPendingMFA(ctx context.Context, userID string) ([]byte, error) {
+	b, err := s.client.Get(ctx, s.mfaKey(userID, "pending")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap("get pending mfa", err)
+	}
+	return b, nil
+}
+
+func (s *Store) DeletePendingMFA(ctx context.Context, userID string) error {
+	return wrap("delete pending mfa", s.client.Del(ctx, s.mfaKey(userID, "pending")).Err())
+}
+
+// PutMFA replaces the enrollment and its backup-code set in one transaction.
+func (s *Store) PutMFA(ctx context.Context, userID string, e store.MFAEnrollment) error {
+	if err := errors.Join(required("user id", userID), required("secret", string(e.Secret))); err != nil {
+		return err
+	}
+	rec, err := json.Marshal(enrollmentJSON{Secret: e.Secret, EnabledAt: e.EnabledAt})
+	if err != nil {
+		return fmt.Errorf("redisstore: put mfa: %w", err)
+	}
+	backup := s.mfaKey(userID, "backup")
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.mfaKey(userID, "enr"), rec, 0)
+		p.Del(ctx, backup)
+		if len(e.BackupCodes) > 0 {
+			members := make([]any, len(e.BackupCodes))
+			for i, c := range e.BackupCodes {
+				members[i] = c
+			}
+			p.SAdd(ctx, backup, members...)
+		}
+		return nil
+	})
+	return wrap("put mfa", err)
+}
+
+func (s *Store) GetMFA(ctx context.Context, userID string) (store.MFAEnrollment, error) {
+	var rec *redis.StringCmd
+	var codes *redis.StringSliceCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		rec = p.Get(ctx, s.mfaKey(userID, "enr"))
+		codes = p.SMembers(ctx, s.mfaKey(userID, "backup"))
+		return nil
+	})
+	if errors.Is(rec.Err(), redis.Nil) {
+		return store.MFAEnrollment{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.MFAEnrollment{}, wrap("get mfa", err)
+	}
+	var ej enrollmentJSON
+	if err := json.Unmarshal([]byte(rec.Val()), &ej); err != nil {
+		return store.MFAEnrollment{}, fmt.Errorf("redisstore: get mfa: corrupt enrollment: %w", err)
+	}
+	e := store.MFAEnrollment{Secret: ej.Secret, EnabledAt: ej.EnabledAt}
+	if c := codes.Val(); len(c) > 0 {
+		e.BackupCodes = c
+		slices.Sort(e.BackupCodes)
+	}
+	return e, nil
+}
+
+func (s *Store) DeleteMFA(ctx context.Context, userID string) error {
+	err := s.client.Del(ctx, s.mfaKey(userID, "enr"), s.mfaKey(userID, "backup"), s.mfaKey(userID, "step")).Err()
+	return wrap("delete mfa", err)
+}
+
+func (s *Store) UseTOTPStep(ctx context.Context, userID string, step int64, until time.Time) (bool, error) {
+	if err := required("user id", userID); err != nil {
+		return false, err
+	}
+	// Lua numbers are doubles: keep steps exact.
+	if step < 0 || step > 1<<53 {
+		return false, fmt.Errorf("redisstore: TOTP step %d out of range", step)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, wrap("use totp step", err)
+	}
+	if !s.live(until) {
+		return false, nil
+	}
+	n, err := useStepScript.Run(ctx, s.client, []string{s.mfaKey(userID, "step")}, step, pxat(until)).Int64()
+	if err != nil {
+		return false, wrap("use totp step", err)
+	}
+	return n == 1, nil
+}
+
+func (s *Store) UseBackupCode(ctx context.Context, userID, codeHash string) (bool, error) {
+	n, err := s.client.SRem(ctx, s.mfaKey(userID, "backup"), codeHash).Result()
+	if err != nil {
+		return false, wrap("use backup code", err)
+	}
+	return n == 1, nil
+}
+
+// --- Once ---
+
+func (s *Store) Claim(ctx context.Context, key string, until time.Time) (bool, error) {
+	if err := required("claim key", key); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, wrap("claim", err)
+	}
+	if !s.live(until) {
+		return false, nil
+	}
+	err := s.client.Do(ctx, "set", s.key("once:", key), "1", "nx", "pxat", pxat(until)).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("claim", err)
+	}
+	return true, nil
+}

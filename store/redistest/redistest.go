@@ -1,0 +1,206 @@
+// Package redistest runs a throwaway redis-server for tests.
+//
+// The server binds 127.0.0.1 on a free port, keeps its files in a test temp dir and is killed by t.Cleanup.
+// Without redis-server on PATH the test is skipped, unless the CI environment variable is set, in which case a
+// missing server fails the test so CI cannot silently lose the Redis coverage.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readyTimeout bounds how long we poll for the server to answer PING.
+const readyTimeout = 5 * time.Second
+
+// Options tune the server.
+type Options struct {
+	// AppendOnly turns on the AOF (fsync every write) so data survives Kill + Restart.
+	AppendOnly bool
+}
+
+// Server is a running redis-server owned by one test.
+type Server struct {
+	Addr string // host:port
+
+	t    testing.TB
+	bin  string
+	args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exits
+	log  *syncBuffer
+}
+
+// Start starts a redis-server with persistence off and returns its address.
+func Start(t testing.TB) string {
+	t.Helper()
+	return StartServer(t, Options{}).Addr
+}
+
+// StartServer starts a redis-server with the given options; use it when the test needs Kill or Restart.
+func StartServer(t testing.TB, o Options) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		const msg = "redis-server not installed; install it (apt-get install redis-server) to run the Redis tests"
+		if os.Getenv("CI") == "" {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	dir := t.TempDir()
+	// A port we just freed can be taken by someone else before redis binds it; retry with a fresh one.
+	var lastErr error
+	for range 3 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest: free port: %v", err)
+		}
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), t: t, bin: bin}
+		appendonly := "no"
+		if o.AppendOnly {
+			appendonly = "yes"
+		}
+		s.args = []string{
+			"--port", strconv.Itoa(port),
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", appendonly,
+			"--appendfsync", "always",
+			"--daemonize", "no",
+			"--dir", dir,
+			"--logfile", "",
+			"--loglevel", "warning",
+		}
+		if lastErr = s.start(); lastErr == nil {
+			t.Cleanup(s.Kill)
+			return s
+		}
+	}
+	t.Fatalf("redistest: %v", lastErr)
+	return nil
+}
+
+func (s *Server) start() error {
+	cmd := exec.Command(s.bin, s.args...)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done, s.log = cmd, done, log
+	s.mu.Unlock()
+	if err := waitReady(s.Addr, done); err != nil {
+		s.Kill()
+		return fmt.Errorf("redis-server on %s: %w; log:\n%s", s.Addr, err, log.String())
+	}
+	return nil
+}
+
+// Kill stops the server abruptly (SIGKILL) and waits for it to exit. Safe to call twice.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart kills the server if it runs and starts it again on the same port and directory (with AppendOnly, data
+// written before the kill is back).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady polls PING until the server answers, exits, or readyTimeout passes.
+func waitReady(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := ping(addr)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %w", readyTimeout, err)
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before answering PING")
+		case <-tick.C:
+		}
+	}
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	// "-LOADING ..." while an AOF is replayed: not ready yet.
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
