@@ -1,10 +1,7 @@
 package envoy
 
 import (
-	"errors"
-	"io/fs"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,41 +14,21 @@ import (
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"gopkg.in/yaml.v3"
+
+	"gatehouse/config"
 )
 
 var shippedFiles = []string{"sidecar.yaml", "front-proxy.yaml"}
 
-// devConfig is the example Gatehouse config whose authz.listen the shipped
-// Envoy files must point at.
+// devConfig is the example Gatehouse config whose authz.listen the shipped Envoy files must point at.
 const devConfig = "../deploy/dev/gatehouse.yaml"
 
-// fallbackAuthzListen is authz.listen of the example config. The example
-// config is written alongside this package and may not exist in every
-// checkout; its documented value stands in until it does, and the test
-// switches to the file as soon as it appears.
-const fallbackAuthzListen = "127.0.0.1:9191"
-
-// testAuthzAddr returns Gatehouse's authz.listen from the example config.
+// testAuthzAddr returns Gatehouse's authz.listen from the example config, read by Gatehouse's own loader.
 func testAuthzAddr(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(devConfig)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fallbackAuthzListen
-	}
+	cfg, err := config.Load(devConfig)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var cfg struct {
-		Authz struct {
-			Listen string `yaml:"listen"`
-		} `yaml:"authz"`
-	}
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		t.Fatalf("%s: %v", devConfig, err)
-	}
-	if cfg.Authz.Listen == "" {
-		t.Fatalf("%s: authz.listen is not set", devConfig)
 	}
 	return cfg.Authz.Listen
 }
