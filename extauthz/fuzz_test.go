@@ -1,0 +1,39 @@
+package extauthz
+
+import (
+	"context"
+	"testing"
+
+	"gatehouse/token"
+)
+
+// FuzzCheckAuthorization feeds hostile Authorization values and paths through the whole decision. Whatever
+// arrives, Check answers a CheckResponse (never an error or panic) and allows only the one token we signed.
+func FuzzCheckAuthorization(f *testing.F) {
+	h := newHarness(&testing.T{})
+	valid := h.sign(h.claims(token.Access, "user"))
+	for _, s := range []string{"Bearer " + valid, "bearer " + valid, "Bearer", "Bearer  x.y.z", "Basic dXNlcjpwdw==",
+		"Bearer eyJhbGciOiJub25lIn0.e30.", "Bearer a.b.c.d", "Bearer " + valid + "," + valid, "\x00\xff"} {
+		f.Add(s, "/me")
+	}
+	f.Add("Bearer "+valid, "/users/profile?x=1")
+	f.Add("Bearer "+valid, "/auth/%2e%2e/me")
+	f.Fuzz(func(t *testing.T, authz, path string) {
+		req := NewCheckRequest("GET", "api.example.com", path, map[string]string{"authorization": authz})
+		resp, err := h.srv.Check(context.Background(), req)
+		if err != nil || resp == nil {
+			t.Fatalf("Check error: %v", err)
+		}
+		if resp.GetOkResponse() == nil {
+			return
+		}
+		r := rule(resp)
+		if r == "auth" {
+			return // public
+		}
+		tok, why := bearerToken(req.GetAttributes().GetRequest().GetHttp())
+		if why != "" || tok != valid {
+			t.Fatalf("allowed %q on %q (rule %s) with a token we did not sign", authz, path, r)
+		}
+	})
+}

@@ -1,0 +1,51 @@
+package extauthz
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// MaxMessageSize bounds a CheckRequest. Envoy's default header limit is 60 KiB; this leaves room for bodies
+// forwarded with with_request_body while keeping one request from taking much memory.
+const MaxMessageSize = 1 << 20
+
+// NewGRPCServer returns a gRPC server with the Authorization and grpc.health.v1 services registered. A panic in
+// Check is turned into a denial, so a bug can never make Envoy fail open or take the process down.
+func NewGRPCServer(s *Server, hs *health.Server, log *slog.Logger) *grpc.Server {
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.MaxSendMsgSize(MaxMessageSize),
+		grpc.ChainUnaryInterceptor(recoverInterceptor(s, log)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	authv3.RegisterAuthorizationServer(g, s)
+	healthpb.RegisterHealthServer(g, hs)
+	return g
+}
+
+func recoverInterceptor(s *Server, log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.LogAttrs(ctx, slog.LevelError, "panic in handler", slog.String("event", "authz.panic"),
+					slog.String("method", info.FullMethod), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+				if info.FullMethod == authv3.Authorization_Check_FullMethodName {
+					resp, err = s.resp.deny(outcome{status: 503, reason: ReasonInternal}), nil
+				} else {
+					resp, err = nil, status.Error(codes.Internal, "internal error")
+				}
+			}
+		}()
+		return handler(ctx, req)
+	}
+}

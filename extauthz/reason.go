@@ -1,0 +1,58 @@
+package extauthz
+
+import (
+	"google.golang.org/grpc/codes"
+
+	"gatehouse/policy"
+)
+
+// Reason codes shared by responses, audit logs and (later) metrics. Token verification reasons come from
+// token.Reason and policy reasons from the policy package; these are the decider's own.
+const (
+	ReasonMalformedRequest = "malformed_request"
+	ReasonTokenMissing     = "token_missing"
+	ReasonTokenInvalid     = "token_invalid" // the Authorization header is not exactly one Bearer token
+	ReasonTokenRevoked     = "token_revoked"
+	ReasonStoreUnavailable = "store_unavailable"
+	ReasonInternal         = "internal_error"
+)
+
+// outcome is one decision before it is rendered for Envoy.
+type outcome struct {
+	status int    // HTTP status; 200 for allow
+	reason string // reason code
+	rule   *policy.Rule
+}
+
+func (o outcome) allowed() bool { return o.status == 200 }
+
+// grpcCode is the CheckResponse status that matches an HTTP denial, for Envoy's logs and stats.
+func grpcCode(status int) codes.Code {
+	switch status {
+	case 200:
+		return codes.OK
+	case 400:
+		return codes.InvalidArgument
+	case 401:
+		return codes.Unauthenticated
+	case 503:
+		return codes.Unavailable
+	default:
+		return codes.PermissionDenied
+	}
+}
+
+// publicMessage is the human sentence sent to clients. It is generic on purpose: the precise reason is in the
+// dynamic metadata and the audit log, not in what an attacker sees.
+func publicMessage(status int) (code, message string) {
+	switch status {
+	case 400:
+		return "bad_request", "the request path is not in canonical form"
+	case 401:
+		return "unauthenticated", "a valid access token is required"
+	case 503:
+		return "unavailable", "authorization is temporarily unavailable"
+	default:
+		return "forbidden", "you do not have access to this resource"
+	}
+}

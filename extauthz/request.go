@@ -1,0 +1,87 @@
+package extauthz
+
+import (
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"gatehouse/token"
+)
+
+// httpRequest is the part of a CheckRequest a decision reads. Envoy lower-cases header names in the headers map.
+func httpRequest(req *authv3.CheckRequest) *authv3.AttributeContext_HttpRequest {
+	return req.GetAttributes().GetRequest().GetHttp()
+}
+
+// authorizationValues returns the Authorization header values. With encode_raw_headers Envoy sends every copy
+// separately in header_map; otherwise duplicates arrive merged with "," in the headers map, which bearerToken
+// refuses because a token never contains a comma.
+func authorizationValues(h *authv3.AttributeContext_HttpRequest, buf []string) []string {
+	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
+		for _, hv := range hm.GetHeaders() {
+			if strings.EqualFold(hv.GetKey(), "authorization") {
+				v := hv.GetValue()
+				if raw := hv.GetRawValue(); len(raw) > 0 {
+					v = string(raw)
+				}
+				buf = append(buf, v)
+			}
+		}
+		return buf
+	}
+	if v, ok := h.GetHeaders()["authorization"]; ok {
+		buf = append(buf, v)
+	}
+	return buf
+}
+
+// bearerToken extracts exactly one Bearer token. reason is "" on success, ReasonTokenMissing when there is no
+// Authorization header, and ReasonTokenInvalid for anything ambiguous: two headers, another scheme, two tokens,
+// characters outside RFC 6750's b64token.
+func bearerToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
+	var arr [2]string
+	vals := authorizationValues(h, arr[:0])
+	switch len(vals) {
+	case 0:
+		return "", ReasonTokenMissing
+	case 1:
+	default:
+		return "", ReasonTokenInvalid
+	}
+	v := vals[0]
+	if len(v) > token.MaxTokenSize+len("Bearer ") {
+		return "", "token_too_large"
+	}
+	scheme, rest, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", ReasonTokenInvalid
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if rest == "" {
+		return "", ReasonTokenInvalid
+	}
+	for i := 0; i < len(rest); i++ {
+		if !isB64TokenChar(rest[i]) {
+			return "", ReasonTokenInvalid
+		}
+	}
+	return rest, ""
+}
+
+func isB64TokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+}
+
+// NewCheckRequest builds an Envoy-shaped CheckRequest, as Envoy's ext_authz filter sends it, for `gatehouse check`
+// and tests. Header names are lower-cased like Envoy does.
+func NewCheckRequest(method, host, path string, headers map[string]string) *authv3.CheckRequest {
+	hs := make(map[string]string, len(headers)+3)
+	for k, v := range headers {
+		hs[strings.ToLower(k)] = v
+	}
+	hs[":method"], hs[":path"], hs[":authority"] = method, path, host
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: method, Host: host, Path: path, Headers: hs, Protocol: "HTTP/1.1", Scheme: "http"},
+	}}}
+}

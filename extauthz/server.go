@@ -1,0 +1,196 @@
+// Package extauthz is Gatehouse's envoy.service.auth.v3.Authorization server: it decides every request Envoy
+// forwards, in this order: request → canonical path → rule → token → revocation → permission → response.
+// Every failure, including panics and store errors, is a denial CheckResponse, never a gRPC error.
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"gatehouse/policy"
+	"gatehouse/token"
+)
+
+// Revocations answers whether a verified token was revoked. Implementations make at most one store round trip.
+type Revocations interface {
+	Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error)
+}
+
+// Verifier verifies a token of a wanted type.
+type Verifier interface {
+	Verify(raw string, want token.Type) (*token.Claims, error)
+}
+
+// Config wires a Server.
+type Config struct {
+	Policy      *policy.Policy
+	Verifier    Verifier
+	Revocations Revocations
+	Headers     HeaderNames  // zero value: DefaultHeaderNames
+	Logger      *slog.Logger // audit lines for denials
+	Now         func() time.Time
+	// RevocationTimeout bounds the revocation lookup; it must stay well under Envoy's ext_authz timeout so a slow
+	// store becomes our 503, not Envoy's status_on_error.
+	RevocationTimeout time.Duration // default 100ms
+	// CacheSize bounds the verified-token cache (entries); 0 means the default 100,000, negative disables it.
+	CacheSize int
+}
+
+// Server implements authv3.AuthorizationServer.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	policy      atomic.Pointer[policy.Policy]
+	verifier    Verifier
+	revocations Revocations
+	resp        *responder
+	log         *slog.Logger
+	now         func() time.Time
+	revTimeout  time.Duration
+	cache       *claimsCache
+}
+
+// New builds a Server. Policy, Verifier and Revocations are required.
+func New(c Config) (*Server, error) {
+	if c.Policy == nil || c.Verifier == nil || c.Revocations == nil {
+		return nil, errors.New("extauthz: policy, verifier and revocations are required")
+	}
+	if c.Headers == (HeaderNames{}) {
+		c.Headers = DefaultHeaderNames
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RevocationTimeout <= 0 {
+		c.RevocationTimeout = 100 * time.Millisecond
+	}
+	switch {
+	case c.CacheSize == 0:
+		c.CacheSize = 100_000
+	case c.CacheSize < 0:
+		c.CacheSize = 0
+	}
+	s := &Server{verifier: c.Verifier, revocations: c.Revocations, resp: newResponder(c.Headers), log: c.Logger,
+		now: c.Now, revTimeout: c.RevocationTimeout, cache: newClaimsCache(c.CacheSize)}
+	s.policy.Store(c.Policy)
+	return s, nil
+}
+
+// SetPolicy swaps the policy atomically: each Check sees exactly one policy version.
+func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+
+// Check decides one request. It never returns an error.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	o, claims := s.decide(ctx, req)
+	if o.allowed() {
+		return s.resp.allow(o, claims), nil
+	}
+	s.audit(ctx, req, o, claims)
+	return s.resp.deny(o), nil
+}
+
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (outcome, *token.Claims) {
+	h := httpRequest(req)
+	if h == nil || h.GetMethod() == "" || h.GetPath() == "" {
+		return outcome{status: 400, reason: ReasonMalformedRequest}, nil
+	}
+	p := s.policy.Load()
+	path, err := policy.CanonicalPath(h.GetPath())
+	if err != nil {
+		return outcome{status: 400, reason: policy.ReasonNonCanonicalPath}, nil
+	}
+	rule := p.Match(h.GetMethod(), h.GetHost(), path)
+	if rule == nil {
+		return outcome{status: 403, reason: policy.ReasonNoRoute}, nil
+	}
+	if rule.Access == policy.AccessPublic {
+		return outcome{status: 200, reason: policy.ReasonPublic, rule: rule}, nil
+	}
+	claims, reason := s.authenticate(h)
+	if claims == nil {
+		return outcome{status: 401, reason: reason, rule: rule}, nil
+	}
+	if o, ok := s.checkRevoked(ctx, claims, rule); !ok {
+		return o, claims
+	}
+	if !p.Authorized(rule, p.Grants(claims.Roles)) {
+		return outcome{status: 403, reason: policy.ReasonForbidden, rule: rule}, claims
+	}
+	return outcome{status: 200, reason: policy.ReasonAllowed, rule: rule}, claims
+}
+
+// authenticate returns verified access-token claims, or nil and the reason.
+func (s *Server) authenticate(h *authv3.AttributeContext_HttpRequest) (*token.Claims, string) {
+	raw, reason := bearerToken(h)
+	if reason != "" {
+		return nil, reason
+	}
+	now := s.now()
+	if c := s.cache.get(raw, now); c != nil {
+		return c, ""
+	}
+	c, err := s.verifier.Verify(raw, token.Access)
+	if err != nil {
+		return nil, token.Reason(err)
+	}
+	s.cache.put(raw, c, now)
+	return c, ""
+}
+
+func (s *Server) checkRevoked(ctx context.Context, c *token.Claims, rule *policy.Rule) (outcome, bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.revTimeout)
+	defer cancel()
+	revoked, err := s.revocations.Revoked(ctx, c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	switch {
+	case err != nil:
+		s.log.LogAttrs(ctx, slog.LevelError, "revocation lookup failed", slog.String("event", "authz.store_error"),
+			slog.String("error", err.Error()))
+		return outcome{status: 503, reason: ReasonStoreUnavailable, rule: rule}, false
+	case revoked:
+		return outcome{status: 401, reason: ReasonTokenRevoked, rule: rule}, false
+	}
+	return outcome{}, true
+}
+
+// audit writes one line per denial. It never logs headers, tokens or the query string.
+func (s *Server) audit(ctx context.Context, req *authv3.CheckRequest, o outcome, c *token.Claims) {
+	h := httpRequest(req)
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("event", "authz.deny"), slog.Int("status", o.status), slog.String("reason", o.reason))
+	if o.rule != nil {
+		attrs = append(attrs, slog.String("rule", o.rule.Name))
+	}
+	if h != nil {
+		attrs = append(attrs, slog.String("method", clip(h.GetMethod(), 16)), slog.String("host", clip(h.GetHost(), 256)),
+			slog.String("path", logPath(h.GetPath())), slog.String("request_id", clip(h.GetId(), 128)))
+	}
+	if c != nil {
+		attrs = append(attrs, slog.String("user_id", c.Subject), slog.String("session_id", c.SessionID), slog.String("jti", c.ID))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request denied", attrs...)
+}
+
+// logPath drops the query and fragment (they can carry tokens) and bounds the length.
+func logPath(p string) string {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '?' || p[i] == '#' {
+			p = p[:i]
+			break
+		}
+	}
+	return clip(p, 512)
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
