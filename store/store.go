@@ -30,6 +30,14 @@ var (
 	// ErrRefreshReused reports a refresh id that is not the session's current one: it was rotated away already, so
 	// the caller should treat the presented refresh token as stolen and end the session.
 	ErrRefreshReused = errors.New("store: refresh token reused")
+	// ErrStoreReset is returned by Revoked, together with true, for a token issued before the backend's current
+	// generation began: the backend lost its data (a restart without persistence, FLUSHALL, a failover to an
+	// empty replica) and with it any revocation of that token, so the token is refused, never trusted again.
+	// Callers that do not know this sentinel still fail closed: it is an error and the boolean says revoked.
+	ErrStoreReset = errors.New("store: token predates a store reset")
+	// ErrStale is returned by a revocation replica that has not heard from its backend within its staleness
+	// bound: it cannot tell whether a token was revoked since, so callers fail closed (503) until it catches up.
+	ErrStale = errors.New("store: revocation state is stale")
 )
 
 // Revocations answers "is this token still allowed" for tokens that have not expired yet.
@@ -43,6 +51,8 @@ type Revocations interface {
 	RevokeUserBefore(ctx context.Context, userID string, before, until time.Time) error
 	// Revoked reports whether any of the three revocations applies. Empty identifiers match nothing.
 	// One round trip on Redis (MGET). issuedAt < user's "before" => revoked.
+	// Backends that can lose their data (Redis) answer (true, ErrStoreReset) for a token issued before the data
+	// loss was detected; a replica answers ErrStale when it cannot vouch for its copy.
 	Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error)
 }
 
