@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gatehouse/issuer"
+	"gatehouse/token"
+	"gatehouse/users"
+)
+
+// issuerPart is the HTTP issuer as serve runs it.
+type issuerPart interface {
+	start(listen string, failed chan<- error) (net.Addr, error)
+	setUsers(*users.Directory)
+	shutdown(ctx context.Context)
+}
+
+type httpIssuer struct {
+	srv  *issuer.Server
+	http *http.Server
+}
+
+func newIssuerPart(a *app, u *users.Directory) (issuerPart, error) {
+	signer, err := token.NewSigner(a.keys, time.Now, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := a.cfg
+	srv, err := issuer.New(issuer.Config{
+		Issuer: c.Issuer.URL, Audience: c.Tokens.Audience,
+		AccessTTL: c.Tokens.AccessTTL.D(), RefreshTTL: c.Tokens.RefreshTTL.D(), Leeway: c.Tokens.Leeway.D(),
+		Signer: signer, Verifier: a.verifier, Keys: a.keys,
+		Users:    u,
+		Sessions: a.store, Revocations: a.store, Counters: a.store,
+		Ready:       a.store.Ping,
+		MaxSessions: c.Issuer.MaxSessions,
+		Login: issuer.LoginLimits{MaxFailures: c.Login.MaxFailures, Window: c.Login.Window.D(), Lockout: c.Login.Lockout.D(),
+			MaxLockout: c.Login.MaxLockout.D(), HashConcurrency: c.Login.HashConcurrency},
+		TrustedProxies: c.Issuer.TrustedPrefixes,
+		Logger:         a.log,
+		Registry:       prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	return &httpIssuer{srv: srv, http: &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}}, nil
+}
+
+func (h *httpIssuer) start(listen string, failed chan<- error) (net.Addr, error) {
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := h.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("issuer server: %w", err)
+		}
+	}()
+	return lis.Addr(), nil
+}
+
+func (h *httpIssuer) setUsers(u *users.Directory) { h.srv.SetUsers(u) }
+
+func (h *httpIssuer) shutdown(ctx context.Context) {
+	if err := h.http.Shutdown(ctx); err != nil {
+		_ = h.http.Close()
+	}
+}

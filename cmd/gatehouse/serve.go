@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"gatehouse/config"
+	"gatehouse/deploy/dev"
+	"gatehouse/extauthz"
+	"gatehouse/policy"
+	"gatehouse/store"
+	"gatehouse/store/memstore"
+	"gatehouse/store/redisstore"
+	"gatehouse/token"
+	"gatehouse/users"
+)
+
+func runServe(e *env, args []string) error {
+	fs := newFlags(e, "serve", "[--config FILE]\n\nRuns the ext_authz gRPC server and the login issuer as configured. Without --config it runs in\ndev mode: embedded in-memory store, the demo policy and users, an ephemeral Ed25519 key.\nThe policy and users files reload when they change (polled every 2s) and on SIGHUP; a broken\nfile is refused and the running version keeps serving. SIGTERM/SIGINT shut down gracefully.")
+	cfgPath := fs.String("config", "", "config file (YAML); empty = dev mode")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, rest, 0); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(e.stderr, "gatehouse serve: --log-level: %v\n", err)
+		return errUsage
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+
+	a, err := newApp(*cfgPath, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := a.start(); err != nil {
+		a.close()
+		return err
+	}
+	if a.devMode {
+		printDevBanner(e.stdout, a)
+	}
+	if !a.devMode {
+		files := []string{a.cfg.Policy}
+		if a.issuer != nil {
+			files = append(files, a.cfg.Users)
+		}
+		go watchFiles(ctx, files, 2*time.Second, a.reload)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			a.reload()
+		case err := <-a.failed:
+			a.shutdown(5 * time.Second)
+			return err
+		case <-ctx.Done():
+			log.Info("shutting down", "event", "serve.stop")
+			a.shutdown(10 * time.Second)
+			return nil
+		}
+	}
+}
+
+// app is one running Gatehouse: what `serve` builds from the config and owns until shutdown.
+type app struct {
+	cfg     *config.Config
+	devMode bool
+	log     *slog.Logger
+
+	keys     *token.KeySet
+	verifier *token.Verifier
+	store    backend
+
+	authz     *extauthz.Server
+	health    *health.Server
+	grpc      *grpc.Server
+	authzAddr net.Addr
+
+	issuerAddr net.Addr
+	issuer     issuerPart
+
+	failed chan error
+	mu     sync.Mutex // serialises reloads
+}
+
+// backend is the store as serve sees it: every concern plus lifecycle.
+type backend interface {
+	store.Revocations
+	store.Sessions
+	store.Counters
+	store.MFA
+	store.Once
+	store.Pinger
+	Close() error
+}
+
+func newApp(cfgPath string, log *slog.Logger) (*app, error) {
+	a := &app{log: log, failed: make(chan error, 2)}
+	var err error
+	if cfgPath == "" {
+		a.devMode = true
+		a.cfg, err = config.Parse("deploy/dev/gatehouse.yaml (embedded)", dev.Config)
+	} else {
+		a.cfg, err = config.Load(cfgPath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.devMode {
+		log.Warn("DEV MODE: in-memory store, demo policy and users, ephemeral signing key; tokens and sessions die with the process. Do not use in production.", "event", "serve.dev_mode")
+	}
+	p, err := a.loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	if a.keys, err = a.loadKeys(); err != nil {
+		return nil, err
+	}
+	a.verifier = token.NewVerifier(a.keys, token.VerifierOptions{Issuer: a.cfg.Issuer.URL, Audience: a.cfg.Tokens.Audience,
+		Leeway: a.cfg.Tokens.Leeway.D()})
+	if a.store, err = a.openStore(); err != nil {
+		return nil, err
+	}
+	a.health = health.NewServer()
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if a.cfg.Authz.Enabled {
+		h := a.cfg.Authz.Headers
+		a.authz, err = extauthz.New(extauthz.Config{Policy: p, Verifier: a.verifier, Revocations: a.store, Logger: log,
+			Headers: extauthz.HeaderNames{UserID: h.UserID, Username: h.Username, Roles: h.Roles}})
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+	}
+	if a.cfg.Issuer.Enabled {
+		u, err := a.loadUsers(p)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		if a.issuer, err = newIssuerPart(a, u); err != nil {
+			a.close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (a *app) loadPolicy() (*policy.Policy, error) {
+	if a.devMode {
+		return policy.Compile("deploy/dev/policy.yaml (embedded)", dev.Policy)
+	}
+	return policy.Load(a.cfg.Policy)
+}
+
+func (a *app) loadUsers(p *policy.Policy) (*users.Directory, error) {
+	if a.devMode {
+		return users.Parse("deploy/dev/users.yaml (embedded)", dev.Users, p.HasRole)
+	}
+	return users.Load(a.cfg.Users, p.HasRole)
+}
+
+func (a *app) loadKeys() (*token.KeySet, error) {
+	k := a.cfg.Keys
+	switch {
+	case k == nil:
+		a.log.Warn("no keys configured: using an ephemeral Ed25519 key; tokens stop verifying when the process restarts and other instances cannot verify them", "event", "serve.ephemeral_key")
+		return token.GenerateKeySet(token.AlgEdDSA, rand.Reader)
+	case k.HMACSecretFile != "":
+		secret, err := os.ReadFile(k.HMACSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("keys.hmac_secret_file: %w", err)
+		}
+		a.log.Warn("HS256 configured: every decider holding this secret can mint tokens; prefer asymmetric keys (gatehouse keys generate)", "event", "serve.hmac_keys")
+		return token.NewHMACKeySet("hs256", bytes.TrimSpace(secret))
+	default:
+		ks, err := token.LoadKeyDir(k.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("keys.dir: %w", err)
+		}
+		if a.cfg.Issuer.Enabled && !ks.CanSign() {
+			return nil, fmt.Errorf("keys.dir %s: the issuer is enabled but there is no private key to sign with", k.Dir)
+		}
+		return ks, nil
+	}
+}
+
+func (a *app) openStore() (backend, error) {
+	if a.cfg.Redis == nil {
+		if !a.devMode {
+			a.log.Warn("no redis configured: using the embedded in-memory store; revocations and sessions are not shared between instances and die with the process", "event", "serve.memory_store")
+		}
+		return memstore.New(time.Now), nil
+	}
+	s, err := redisstore.Open(a.cfg.Redis.URL, a.cfg.Redis.Prefix, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		// Not fatal: Redis may come up after us. Until it answers, protected routes get 503 and readiness is false.
+		a.log.Warn("redis does not answer yet", "event", "serve.redis_unreachable", "error", err.Error())
+	}
+	return s, nil
+}
+
+// start opens the listeners. It returns once both accept connections.
+func (a *app) start() error {
+	if a.authz != nil {
+		lis, err := net.Listen("tcp", a.cfg.Authz.Listen)
+		if err != nil {
+			return fmt.Errorf("authz.listen: %w", err)
+		}
+		a.authzAddr = lis.Addr()
+		a.grpc = extauthz.NewGRPCServer(a.authz, a.health, a.log)
+		go func() {
+			if err := a.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				a.failed <- fmt.Errorf("authz server: %w", err)
+			}
+		}()
+		a.log.Info("ext_authz gRPC server listening", "event", "serve.listen", "addr", a.authzAddr.String())
+	}
+	if a.issuer != nil {
+		addr, err := a.issuer.start(a.cfg.Issuer.Listen, a.failed)
+		if err != nil {
+			return fmt.Errorf("issuer.listen: %w", err)
+		}
+		a.issuerAddr = addr
+		a.log.Info("issuer HTTP server listening", "event", "serve.listen", "addr", addr.String(), "url", a.cfg.Issuer.URL)
+	}
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return nil
+}
+
+// reload re-reads the policy and users files. A broken file is refused and the running version keeps serving.
+func (a *app) reload() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.devMode {
+		a.log.Info("SIGHUP ignored in dev mode: the demo files are embedded", "event", "serve.reload")
+		return
+	}
+	p, err := a.loadPolicy()
+	if err != nil {
+		a.log.Error("policy reload refused; keeping the running policy", "event", "serve.reload_failed", "file", a.cfg.Policy, "error", err.Error())
+		return
+	}
+	if a.issuer != nil {
+		u, err := a.loadUsers(p)
+		if err != nil {
+			a.log.Error("users reload refused; keeping the running policy and users", "event", "serve.reload_failed", "file", a.cfg.Users, "error", err.Error())
+			return
+		}
+		a.issuer.setUsers(u)
+	}
+	if a.authz != nil {
+		a.authz.SetPolicy(p)
+	}
+	a.log.Info("reloaded policy and users", "event", "serve.reload")
+}
+
+// shutdown stops taking new work, lets in-flight requests finish within grace, then closes the store.
+func (a *app) shutdown(grace time.Duration) {
+	a.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	var wg sync.WaitGroup
+	if a.grpc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { a.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				a.grpc.Stop()
+			}
+		}()
+	}
+	if a.issuer != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.issuer.shutdown(ctx) }()
+	}
+	wg.Wait()
+	a.close()
+}
+
+func (a *app) close() {
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+}
+
+func printDevBanner(w io.Writer, a *app) {
+	authz, iss := "(disabled)", "(disabled)"
+	if a.authzAddr != nil {
+		authz = a.authzAddr.String()
+	}
+	if a.issuerAddr != nil {
+		iss = "http://" + a.issuerAddr.String()
+	}
+	fmt.Fprintf(w, strings.TrimLeft(`
+Gatehouse is running in DEV MODE (in-memory store, demo policy and users, ephemeral key).
+  ext_authz gRPC: %s
+  issuer HTTP:    %s
+
+Try it (in another terminal):
+  # log in as a demo user (alice/alice-demo-pw is a "user"; bob/bob-demo-pw an "admin")
+  TOKEN=$(curl -s %s/auth/login -d '{"username":"alice","password":"alice-demo-pw"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  # ask the sidecar what Envoy would be told
+  go run ./cmd/gatehouse check --addr %s --method GET --path /users/profile --token "$TOKEN"    # ALLOW
+  go run ./cmd/gatehouse check --addr %s --method DELETE --path /admin/users/u-1 --token "$TOKEN" # DENY 403
+  go run ./cmd/gatehouse check --addr %s --method GET --path /users/profile                     # DENY 401
+  go run ./cmd/gatehouse policy explain deploy/dev/policy.yaml --method GET --path /orders/1 --roles guest
+
+Press Ctrl-C to stop.
+`, "\n"), authz, iss, iss, authz, authz, authz)
+}
