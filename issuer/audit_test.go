@@ -14,7 +14,7 @@ func TestAuditLinesCarryNoSecrets(t *testing.T) {
 	for _, pw := range []string{alicePW, bobPW, carolPW} {
 		secrets = append(secrets, pw, testHashes(t)[pw])
 	}
-	keep := func(tr tokenResponse) tokenResponse {
+	keep := func(tr Tokens) Tokens {
 		secrets = append(secrets, tr.AccessToken, tr.RefreshToken)
 		return tr
 	}

@@ -235,7 +235,7 @@ func testLogout(t *testing.T, e *env) {
 }
 
 func testLogoutAll(t *testing.T, e *env) {
-	var all []tokenResponse
+	var all []Tokens
 	for range 3 {
 		all = append(all, e.login("alice", alicePW))
 		e.clock.Advance(time.Second)
@@ -319,7 +319,7 @@ func testSessionsListAndDelete(t *testing.T, e *env) {
 }
 
 func testSessionCap(t *testing.T, e *env) {
-	var all []tokenResponse
+	var all []Tokens
 	for range 4 {
 		all = append(all, e.login("alice", alicePW))
 		e.clock.Advance(time.Second)
@@ -442,7 +442,7 @@ func testConcurrentRefresh(t *testing.T, e *env) {
 		wg    sync.WaitGroup
 		start = make(chan struct{})
 		codes = make([]int, n)
-		won   tokenResponse
+		won   Tokens
 	)
 	for i := range n {
 		wg.Add(1)

@@ -119,6 +119,27 @@ func TestStatuses(t *testing.T) {
 			opts: []option{func(c *Config) { c.Revocations = resetRevocations{c.Revocations, store.ErrStale} }}},
 		{name: "login broken randomness", prep: login("alice", alicePW), status: 500, code: CodeInternal,
 			opts: []option{func(c *Config) { c.Rand = &failAfter{n: 48} }}}, // enough for the dummy hash only
+		// MFA endpoints.
+		{name: "login MFA store down", prep: login("alice", alicePW), status: 503, code: CodeUnavailable, retryAfter: "1",
+			opts: []option{func(c *Config) { c.MFA.Store = downMFA{c.MFA.Store} }}}, // never a login without the factor
+		{name: "mfa verify missing code", prep: raw("POST", "/auth/mfa/verify", `{"mfa_token":"x"}`), status: 400, code: CodeInvalidRequest},
+		{name: "mfa verify unknown member", prep: raw("POST", "/auth/mfa/verify", `{"mfa_token":"x","code":"1","user":"a"}`), status: 400, code: CodeInvalidRequest},
+		{name: "mfa verify garbage token", prep: raw("POST", "/auth/mfa/verify", verifyBody("abc", "123456")), status: 401, code: CodeInvalidToken},
+		{name: "mfa verify with an access token", prep: func(e *env) req {
+			return req{method: "POST", path: "/auth/mfa/verify", body: verifyBody(e.login("alice", alicePW).AccessToken, "123456")}
+		}, status: 401, code: CodeInvalidToken},
+		{name: "mfa verify wrong method", prep: raw("GET", "/auth/mfa/verify", ""), status: 405, code: CodeMethodNotAllowed, allow: "POST"},
+		{name: "mfa setup without token", prep: raw("POST", "/auth/mfa/setup", ""), status: 401, code: CodeInvalidToken},
+		{name: "mfa setup", prep: withAccess("POST", "/auth/mfa/setup"), status: 200},
+		{name: "mfa setup store down", prep: withAccess("POST", "/auth/mfa/setup"), status: 503, code: CodeUnavailable, retryAfter: "1",
+			opts: []option{func(c *Config) { c.MFA.Store = downPendingMFA{c.MFA.Store} }}},
+		{name: "mfa confirm nothing pending", prep: func(e *env) req {
+			return req{method: "POST", path: "/auth/mfa/confirm", body: codeBody("123456"), bearer: e.login("alice", alicePW).AccessToken}
+		}, status: 404, code: CodeMFASetupNotFound},
+		{name: "mfa disable not enabled", prep: func(e *env) req {
+			return req{method: "POST", path: "/auth/mfa/disable", body: codeBody("123456"), bearer: e.login("alice", alicePW).AccessToken}
+		}, status: 409, code: CodeMFANotEnabled},
+		{name: "mfa disable wrong method", prep: raw("GET", "/auth/mfa/disable", ""), status: 405, code: CodeMethodNotAllowed, allow: "POST"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -155,6 +176,18 @@ type downCounters struct{ CounterStore }
 
 func (downCounters) LockedUntil(context.Context, string) (time.Time, error) {
 	return time.Time{}, errors.New("counters down")
+}
+
+type downMFA struct{ MFAStore }
+
+func (downMFA) GetMFA(context.Context, string) (store.MFAEnrollment, error) {
+	return store.MFAEnrollment{}, errors.New("mfa store down")
+}
+
+type downPendingMFA struct{ MFAStore }
+
+func (downPendingMFA) PutPendingMFA(context.Context, string, []byte, time.Time) error {
+	return errors.New("mfa store down")
 }
 
 type downRevocations struct{ RevocationStore }
@@ -409,6 +442,10 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 		"short access":     func(c *Config) { c.AccessTTL = 0 },
 		"refresh < access": func(c *Config) { c.RefreshTTL = time.Minute },
 		"leeway too large": func(c *Config) { c.Leeway = time.Hour },
+		"no mfa store":     func(c *Config) { c.MFA.Store = nil },
+		"no once store":    func(c *Config) { c.MFA.Once = nil },
+		"no mfa keys":      func(c *Config) { c.MFA.Keys = nil },
+		"mfa ttl too long": func(c *Config) { c.MFA.TokenTTL = 2 * time.Hour },
 	}
 	for name, mut := range cases {
 		c := good

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gatehouse/mfa"
 	"gatehouse/password"
 	"gatehouse/store"
 	"gatehouse/store/memstore"
@@ -36,6 +37,8 @@ const (
 	alicePW      = "correct horse battery staple"
 	bobPW        = "bob's disabled password"
 	carolPW      = "carol-pw-1234"
+	// testMFAIssuer has a space and a colon-free name, so the otpauth URI's escaping is exercised.
+	testMFAIssuer = "Gatehouse Test"
 )
 
 // cheapParams keep tests fast; TestDefaultParamsLogin covers the real cost.
@@ -70,6 +73,8 @@ type testStore interface {
 	SessionStore
 	RevocationStore
 	CounterStore
+	MFAStore
+	OnceStore
 	Ping(ctx context.Context) error
 }
 
@@ -181,6 +186,7 @@ type env struct {
 	keys     *token.KeySet
 	signer   *token.Signer
 	verifier *token.Verifier
+	mfaKeys  *mfa.Keys
 	logs     *syncBuffer
 	reg      *prometheus.Registry
 	verifies atomic.Int64 // password verifications
@@ -208,12 +214,20 @@ func newEnvWith(t testing.TB, clock *fakeClock, st testStore, opts ...option) *e
 	}
 	e.verifier = token.NewVerifier(e.keys.PublicOnly(), token.VerifierOptions{
 		Issuer: testIssuer, Audience: testAudience, Leeway: 30 * time.Second, Now: clock.Now})
+	master := make([]byte, mfa.KeySize)
+	if _, err := rand.Read(master); err != nil {
+		t.Fatal(err)
+	}
+	if e.mfaKeys, err = mfa.NewKeys(master, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
 	c := Config{
 		Issuer: testIssuer, Audience: testAudience,
 		AccessTTL: 15 * time.Minute, RefreshTTL: 24 * time.Hour, Leeway: 30 * time.Second,
 		Signer: e.signer, Verifier: e.verifier, Keys: e.keys,
 		Users:    directory(t),
 		Sessions: st, Revocations: st, Counters: st, Ready: st.Ping,
+		MFA:         MFAConfig{Store: st, Once: st, Keys: e.mfaKeys, IssuerName: testMFAIssuer},
 		DummyParams: cheapParams,
 		Logger:      slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Registry:    e.reg,
@@ -244,6 +258,25 @@ type req struct {
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
 	e.t.Helper()
+	return e.doWith(e.srv, r)
+}
+
+// variant builds a second Server over the same store, keys and clock, with mut applied to a copy of the config.
+func (e *env) variant(mut func(*Config)) *Server {
+	e.t.Helper()
+	c := e.srv.cfg
+	c.Registry = prometheus.NewRegistry()
+	mut(&c)
+	srv, err := New(c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return srv
+}
+
+// doWith sends r to srv's handler.
+func (e *env) doWith(srv *Server, r req) *httptest.ResponseRecorder {
+	e.t.Helper()
 	hr := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))
 	hr.RemoteAddr = testIP + ":40000"
 	if r.remote != "" {
@@ -259,7 +292,7 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 		hr.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(rec, hr)
+	srv.Handler().ServeHTTP(rec, hr)
 	return rec
 }
 
@@ -276,7 +309,7 @@ func (e *env) loginRaw(user, pw string) *httptest.ResponseRecorder {
 }
 
 // login logs in and fails the test unless it answers 200.
-func (e *env) login(user, pw string) tokenResponse {
+func (e *env) login(user, pw string) Tokens {
 	e.t.Helper()
 	return e.tokens(e.loginRaw(user, pw))
 }
@@ -286,12 +319,12 @@ func (e *env) refreshRaw(tok string) *httptest.ResponseRecorder {
 	return e.do(req{method: "POST", path: "/auth/refresh", body: refreshBody(tok)})
 }
 
-func (e *env) tokens(rec *httptest.ResponseRecorder) tokenResponse {
+func (e *env) tokens(rec *httptest.ResponseRecorder) Tokens {
 	e.t.Helper()
 	if rec.Code != http.StatusOK {
 		e.t.Fatalf("status %d, want 200; body %s", rec.Code, rec.Body)
 	}
-	var tr tokenResponse
+	var tr Tokens
 	if err := json.Unmarshal(rec.Body.Bytes(), &tr); err != nil {
 		e.t.Fatal(err)
 	}

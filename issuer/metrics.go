@@ -12,6 +12,9 @@ type metrics struct {
 	refresh  *prometheus.CounterVec
 	lockouts prometheus.Counter
 	logouts  prometheus.Counter
+
+	mfaVerify   *prometheus.CounterVec
+	mfaLockouts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,15 +31,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		logouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_logouts_total", Help: "Logout and logout-all requests served.",
 		}),
+		mfaVerify: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_mfa_verify_total", Help: "MFA verification attempts by outcome.",
+		}, []string{"outcome"}),
+		mfaLockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_mfa_lockouts_total", Help: "Users whose MFA was locked after repeated wrong codes.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.refresh, m.lockouts, m.logouts} {
+	for _, c := range []prometheus.Collector{m.logins, m.refresh, m.lockouts, m.logouts, m.mfaVerify, m.mfaLockouts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("issuer: register metrics: %w", err)
 		}
 	}
 	// Known outcomes start at zero so dashboards and alerts see the series before the first event.
-	for _, o := range []string{OutcomeSuccess, OutcomeInvalidCredentials, OutcomeDisabled, OutcomeLocked, OutcomeUnavailable} {
+	for _, o := range []string{OutcomeSuccess, OutcomeMFARequired, OutcomeInvalidCredentials, OutcomeDisabled, OutcomeLocked, OutcomeUnavailable} {
 		m.logins.WithLabelValues(o)
+	}
+	for _, o := range []string{OutcomeSuccess, OutcomeInvalidCode, OutcomeReplayed, OutcomeLocked, OutcomeInvalid, OutcomeUnavailable, OutcomeError} {
+		m.mfaVerify.WithLabelValues(o)
 	}
 	for _, o := range []string{OutcomeSuccess, OutcomeReused, OutcomeInvalid, OutcomeUnavailable} {
 		m.refresh.WithLabelValues(o)

@@ -11,10 +11,24 @@ import (
 	"gatehouse/users"
 )
 
-// handleRefresh is POST /auth/refresh {refresh_token}: spends the refresh token and answers with a new access
-// and refresh token for the same session (rotation, RFC 9700 section 4.14.2).
+// handleRefresh is POST /auth/refresh {refresh_token}: Refresh over JSON.
+func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
+	var raw string
+	if err := readFields(w, r, map[string]*string{"refresh_token": &raw}); err != nil {
+		return err
+	}
+	resp, err := s.Refresh(r.Context(), raw, clientIP(r, s.cfg.TrustedProxies), r.UserAgent())
+	if err != nil {
+		return err
+	}
+	return writeTokens(w, resp)
+}
+
+// Refresh spends a refresh token and returns a new access and refresh token for the same session (rotation,
+// RFC 9700 section 4.14.2). userAgent is accepted for symmetry with Authenticate; the session keeps the one it
+// was created with. Errors: ErrInvalidRequest, ErrInvalidToken, ErrUnavailable, ErrInternal.
 //
-// Refused with 401 invalid_token: anything but a valid refresh+jwt; a revoked token or session; a session that
+// Refused with ErrInvalidToken: anything but a valid refresh+jwt; a revoked token or session; a session that
 // is gone or past its absolute end; a user who was removed or disabled (whose session is then ended); and a spent
 // refresh token. The last is treated as theft: the whole session is revoked, so the thief and the victim both
 // lose it, along with every access token issued in it.
@@ -22,18 +36,12 @@ import (
 // Concurrent refreshes with one token: RotateRefresh is a compare-and-swap, so exactly one wins. The losers
 // present a token that is no longer current, which is indistinguishable from replay by a thief, so they end the
 // session too. A client must therefore serialize its refreshes; a lost response costs the session (a login).
-func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
-	var raw string
-	if err := readFields(w, r, map[string]*string{"refresh_token": &raw}); err != nil {
-		return err
+func (s *Server) Refresh(ctx context.Context, refreshToken, clientIP, userAgent string) (Tokens, error) {
+	if refreshToken == "" {
+		return Tokens{}, invalidRequest("refresh_token is required")
 	}
-	if raw == "" {
-		return invalidRequest("refresh_token is required")
-	}
-	ctx := r.Context()
-	ip := clientIP(r, s.cfg.TrustedProxies)
-	ev := auditEvent{Event: EventRefresh, ClientIP: ip}
-	resp, err := s.refresh(ctx, raw, &ev)
+	ev := auditEvent{Event: EventRefresh, ClientIP: clientIP}
+	resp, err := s.refresh(ctx, refreshToken, &ev)
 	if err != nil {
 		var ae *apiError
 		switch {
@@ -44,46 +52,46 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.audit(ctx, ev)
 		s.metrics.refresh.WithLabelValues(ev.Outcome).Inc()
-		return err
+		return Tokens{}, err
 	}
 	ev.Outcome = OutcomeSuccess
 	s.audit(ctx, ev)
 	s.metrics.refresh.WithLabelValues(OutcomeSuccess).Inc()
-	return writeTokens(w, resp)
+	return resp, nil
 }
 
-// refresh does the work of handleRefresh, filling ev with what it learns for the audit line.
-func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (tokenResponse, error) {
+// refresh does the work of Refresh, filling ev with what it learns for the audit line.
+func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (Tokens, error) {
 	c, err := s.cfg.Verifier.Verify(raw, token.Refresh)
 	if err != nil {
 		ev.Reason = token.Reason(err)
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	}
 	ev.UserID, ev.SessionID = c.Subject, c.SessionID
 	revoked, err := s.revoked(ctx, c)
 	if err != nil {
-		return tokenResponse{}, err
+		return Tokens{}, err
 	}
 	if revoked {
 		ev.Reason = "token_revoked"
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	}
 	sess, err := s.sessions.GetSession(ctx, c.SessionID)
 	now := s.now()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		ev.Reason = "session_gone"
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	case err != nil:
-		return tokenResponse{}, storeError("get session", err)
+		return Tokens{}, storeError("get session", err)
 	case sess.UserID != c.Subject:
 		// A token of another user naming this session: never issued by us with a valid signature.
 		ev.Reason = "session_user_mismatch"
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	case !now.Before(sess.ExpiresAt):
 		// Redis expires the record by its own clock; our clock decides the absolute lifetime.
 		ev.Reason = "session_expired"
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	}
 	ev.Username = users.Canonical(sess.Username)
 
@@ -94,16 +102,16 @@ func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (token
 			ev.Reason = "user_disabled"
 		}
 		if err := s.endSession(ctx, sess, s.sessionHorizon(sess), ev.Reason, ev.ClientIP); err != nil {
-			return tokenResponse{}, err
+			return Tokens{}, err
 		}
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	}
 	ev.Username = users.Canonical(u.Username)
 
 	// Sign first, rotate second: once the new id is current, the client must get tokens carrying it.
 	newID, err := token.NewID(s.rand)
 	if err != nil {
-		return tokenResponse{}, errInternal(err)
+		return Tokens{}, errInternal(err)
 	}
 	next := sess
 	next.RefreshID = newID
@@ -112,7 +120,7 @@ func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (token
 		if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
 			ev.Reason = "session_expired" // less than a second left
 		}
-		return tokenResponse{}, err
+		return Tokens{}, err
 	}
 	_, err = s.sessions.RotateRefresh(ctx, sess.ID, c.ID, newID, now)
 	switch {
@@ -121,14 +129,14 @@ func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (token
 		s.audit(ctx, auditEvent{Event: EventRefreshReuse, UserID: sess.UserID, Username: ev.Username,
 			ClientIP: ev.ClientIP, Outcome: OutcomeReused, Reason: "spent_refresh_token_presented", SessionID: sess.ID})
 		if err := s.endSession(ctx, sess, s.sessionHorizon(sess), "refresh_reuse", ev.ClientIP); err != nil {
-			return tokenResponse{}, err
+			return Tokens{}, err
 		}
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	case errors.Is(err, store.ErrNotFound):
 		ev.Reason = "session_gone"
-		return tokenResponse{}, errInvalidRefresh()
+		return Tokens{}, errInvalidRefresh()
 	case err != nil:
-		return tokenResponse{}, storeError("rotate refresh", err)
+		return Tokens{}, storeError("rotate refresh", err)
 	}
 	return resp, nil
 }

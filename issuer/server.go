@@ -74,6 +74,7 @@ type Config struct {
 
 	MaxSessions int // concurrent sessions per user; the oldest are ended past it. Default 10.
 	Login       LoginLimits
+	MFA         MFAConfig // Store, Once and Keys are required
 	// DummyParams are the argon2id parameters of the hash verified for unknown usernames, so they cost what a
 	// real user costs. Default password.DefaultParams; set it to what the users file uses if that differs.
 	DummyParams password.Params
@@ -92,6 +93,9 @@ type Server struct {
 	users     atomic.Pointer[users.Directory]
 	sessions  SessionStore
 	revs      RevocationStore
+	counters  CounterStore
+	mfaStore  MFAStore
+	once      OnceStore
 	reg       *regulator
 	gate      *hashGate
 	dummy     *password.Hashed
@@ -138,6 +142,12 @@ func New(c Config) (*Server, error) {
 	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
 		bad("leeway must be between 0 and %v", token.MaxLeeway)
 	}
+	if c.MFA.Store == nil || c.MFA.Once == nil || c.MFA.Keys == nil {
+		bad("MFA store, once store and keys are required")
+	}
+	if c.MFA.TokenTTL > MaxMFATokenTTL {
+		bad("MFA token TTL must not exceed %v", MaxMFATokenTTL)
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("issuer: %w", errors.Join(errs...))
 	}
@@ -148,6 +158,7 @@ func New(c Config) (*Server, error) {
 		c.MaxSessions = 10
 	}
 	c.Login.setDefaults()
+	c.MFA.setDefaults()
 	if c.DummyParams == (password.Params{}) {
 		c.DummyParams = password.DefaultParams
 	}
@@ -179,6 +190,9 @@ func New(c Config) (*Server, error) {
 		cfg:       c,
 		sessions:  c.Sessions,
 		revs:      c.Revocations,
+		counters:  c.Counters,
+		mfaStore:  c.MFA.Store,
+		once:      c.MFA.Once,
 		reg:       &regulator{store: c.Counters, limits: c.Login, now: c.Now},
 		gate:      newHashGate(hashSlots(c.Login.HashConcurrency, max(c.Users.MaxHashMemoryKiB(), dummy.MemoryKiB())), c.Login.HashWait),
 		dummy:     dummy,
@@ -255,6 +269,10 @@ func (s *Server) routes() *http.ServeMux {
 		{"POST", "/auth/logout/all", s.handle(s.authenticated(s.handleLogoutAll))},
 		{"GET", "/auth/sessions", s.handle(s.authenticated(s.handleListSessions))},
 		{"DELETE", "/auth/sessions/{id}", s.handle(s.authenticated(s.handleDeleteSession))},
+		{"POST", "/auth/mfa/setup", s.handle(s.authenticated(s.handleMFASetup))},
+		{"POST", "/auth/mfa/confirm", s.handle(s.authenticated(s.handleMFAConfirm))},
+		{"POST", "/auth/mfa/disable", s.handle(s.authenticated(s.handleMFADisable))},
+		{"POST", "/auth/mfa/verify", s.handle(s.handleMFAVerify)},
 		{"GET", "/.well-known/jwks.json", s.handle(s.handleJWKS)},
 		{"GET", "/.well-known/openid-configuration", s.handle(s.handleDiscovery)},
 		{"GET", "/healthz", s.handle(s.handleHealthz)},

@@ -16,27 +16,47 @@ import (
 // authedFunc is a handler for a caller authenticated with a Bearer access token.
 type authedFunc func(w http.ResponseWriter, r *http.Request, c *token.Claims) error
 
-// authenticated verifies the Bearer access token (type at+jwt only) and asks the store whether it was revoked,
-// like the ext_authz sidecar does, before calling h.
+// authenticated verifies the Bearer access token with VerifyAccess before calling h. Only an at+jwt passes: a
+// refresh or MFA token (a partly authenticated login) is refused like a missing one.
 func (s *Server) authenticated(h authedFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		raw, ok := bearerToken(r)
 		if !ok {
 			return errUnauthenticated()
 		}
-		c, err := s.cfg.Verifier.Verify(raw, token.Access)
-		if err != nil {
-			return errUnauthenticated()
-		}
-		revoked, err := s.revoked(r.Context(), c)
+		c, err := s.VerifyAccess(r.Context(), raw)
 		if err != nil {
 			return err
 		}
-		if revoked {
-			return errUnauthenticated()
-		}
 		return h(w, r, c)
 	}
+}
+
+// VerifyAccess verifies an access token (type at+jwt only) and asks the store whether it was revoked, like the
+// ext_authz sidecar does. The claims it returns are what the methods taking *token.Claims (ListSessions,
+// SetupMFA ...) want. Errors: ErrInvalidToken, ErrUnavailable.
+func (s *Server) VerifyAccess(ctx context.Context, accessToken string) (*token.Claims, error) {
+	c, err := s.cfg.Verifier.Verify(accessToken, token.Access)
+	if err != nil {
+		return nil, errUnauthenticated()
+	}
+	revoked, err := s.revoked(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errUnauthenticated()
+	}
+	return c, nil
+}
+
+// requireAccess refuses claims that did not come from VerifyAccess: a Go caller handing over the claims of an MFA
+// or refresh token gets what an HTTP client presenting that token gets.
+func requireAccess(c *token.Claims) error {
+	if c == nil || c.Type != token.Access || c.Subject == "" || c.SessionID == "" {
+		return errUnauthenticated()
+	}
+	return nil
 }
 
 // revoked asks the store about c. A token issued before the store lost its data (store.ErrStoreReset) is
@@ -107,49 +127,89 @@ func (s *Server) endSession(ctx context.Context, sess store.Session, until time.
 	return nil
 }
 
-// handleLogout is POST /auth/logout: ends the caller's session.
+// endOtherSessions ends every session of userID except keep ("" keeps none), as endSession does.
+func (s *Server) endOtherSessions(ctx context.Context, userID, keep, reason, ip string) (int, error) {
+	list, err := s.sessions.ListSessions(ctx, userID)
+	if err != nil {
+		return 0, storeError("list sessions", err)
+	}
+	horizon, n := s.accessHorizon(s.now()), 0
+	for _, sess := range list {
+		if sess.ID == keep {
+			continue
+		}
+		if err := s.endSession(ctx, sess, horizon, reason, ip); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// handleLogout is POST /auth/logout: Logout over HTTP.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
-	ctx := r.Context()
-	ip := clientIP(r, s.cfg.TrustedProxies)
-	// The record may be gone already (expired, evicted); the revocation still applies to this token's session.
-	sess := store.Session{ID: c.SessionID, UserID: c.Subject, Username: c.Username}
-	if err := s.endSession(ctx, sess, s.accessHorizon(s.now()), "logout", ip); err != nil {
+	if err := s.Logout(r.Context(), c, clientIP(r, s.cfg.TrustedProxies)); err != nil {
 		return err
 	}
-	s.audit(ctx, auditEvent{Event: EventLogout, UserID: c.Subject, Username: users.Canonical(c.Username),
-		ClientIP: ip, Outcome: OutcomeSuccess, SessionID: c.SessionID})
-	s.metrics.logouts.Inc()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// handleLogoutAll is POST /auth/logout/all: ends every session of the caller. Besides ending each listed
-// session it revokes every token of the user issued before the current second, as a backstop for sessions the
-// listing missed (created concurrently, or an index out of step). The cut-off is truncated to whole seconds
-// because JWT iat is: a login later in this same second gets iat == cut-off and stays valid, while every token
-// of the sessions ended here was issued no later than now.
-func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
-	ctx := r.Context()
-	ip := clientIP(r, s.cfg.TrustedProxies)
-	now := s.now()
-	list, err := s.sessions.ListSessions(ctx, c.Subject)
-	if err != nil {
-		return storeError("list sessions", err)
+// Logout ends the caller's session (c from VerifyAccess). Errors: ErrInvalidToken, ErrUnavailable.
+func (s *Server) Logout(ctx context.Context, c *token.Claims, clientIP string) error {
+	if err := requireAccess(c); err != nil {
+		return err
 	}
-	for _, sess := range list {
-		if err := s.endSession(ctx, sess, s.accessHorizon(now), "logout_all", ip); err != nil {
-			return err
-		}
+	// The record may be gone already (expired, evicted); the revocation still applies to this token's session.
+	sess := store.Session{ID: c.SessionID, UserID: c.Subject, Username: c.Username}
+	if err := s.endSession(ctx, sess, s.accessHorizon(s.now()), "logout", clientIP); err != nil {
+		return err
+	}
+	s.audit(ctx, auditEvent{Event: EventLogout, UserID: c.Subject, Username: users.Canonical(c.Username),
+		ClientIP: clientIP, Outcome: OutcomeSuccess, SessionID: c.SessionID})
+	s.metrics.logouts.Inc()
+	return nil
+}
+
+// handleLogoutAll is POST /auth/logout/all: LogoutAll over HTTP.
+func (s *Server) handleLogoutAll(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
+	if err := s.LogoutAll(r.Context(), c, clientIP(r, s.cfg.TrustedProxies)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// LogoutAll ends every session of the caller. Besides ending each listed session it revokes every token of the
+// user issued before the current second, as a backstop for sessions the listing missed (created concurrently,
+// or an index out of step); that includes MFA tokens of logins in progress. The cut-off is truncated to whole
+// seconds because JWT iat is: a login later in this same second gets iat == cut-off and stays valid, while every
+// token of the sessions ended here was issued no later than now. Errors: ErrInvalidToken, ErrUnavailable.
+func (s *Server) LogoutAll(ctx context.Context, c *token.Claims, clientIP string) error {
+	if err := requireAccess(c); err != nil {
+		return err
+	}
+	now := s.now()
+	n, err := s.endOtherSessions(ctx, c.Subject, "", "logout_all", clientIP)
+	if err != nil {
+		return err
 	}
 	if err := s.revs.RevokeUserBefore(ctx, c.Subject, now.Truncate(time.Second),
 		now.Add(s.cfg.RefreshTTL+s.cfg.Leeway)); err != nil {
 		return storeError("revoke user", err)
 	}
 	s.audit(ctx, auditEvent{Event: EventLogoutAll, UserID: c.Subject, Username: users.Canonical(c.Username),
-		ClientIP: ip, Outcome: OutcomeSuccess, Reason: strconv.Itoa(len(list)) + "_sessions", SessionID: c.SessionID})
+		ClientIP: clientIP, Outcome: OutcomeSuccess, Reason: strconv.Itoa(n) + "_sessions", SessionID: c.SessionID})
 	s.metrics.logouts.Inc()
-	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// SessionInfo is one live session of a user, as ListSessions reports it.
+type SessionInfo struct {
+	ID                  string
+	Created, LastUsed   time.Time
+	ClientIP, UserAgent string
+	Current             bool // the session of the token the claims came from
 }
 
 // sessionView is one entry of GET /auth/sessions.
@@ -162,21 +222,17 @@ type sessionView struct {
 	Current   bool   `json:"current"`
 }
 
-// handleListSessions is GET /auth/sessions: the caller's live sessions, oldest first.
+// handleListSessions is GET /auth/sessions: ListSessions as JSON.
 func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
-	list, err := s.sessions.ListSessions(r.Context(), c.Subject)
+	list, err := s.ListSessions(r.Context(), c)
 	if err != nil {
-		return storeError("list sessions", err)
+		return err
 	}
-	now := s.now()
 	out := make([]sessionView, 0, len(list))
 	for _, sess := range list {
-		if !now.Before(sess.ExpiresAt) {
-			continue // Redis expires by its own clock; ours decides
-		}
 		out = append(out, sessionView{
-			ID: sess.ID, Created: rfc3339(sess.CreatedAt), LastUsed: rfc3339(sess.LastUsed),
-			ClientIP: sess.ClientIP, UserAgent: sess.UserAgent, Current: sess.ID == c.SessionID,
+			ID: sess.ID, Created: rfc3339(sess.Created), LastUsed: rfc3339(sess.LastUsed),
+			ClientIP: sess.ClientIP, UserAgent: sess.UserAgent, Current: sess.Current,
 		})
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -185,14 +241,48 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request, c *t
 	return nil
 }
 
+// ListSessions returns the caller's live sessions, oldest first. Errors: ErrInvalidToken, ErrUnavailable.
+func (s *Server) ListSessions(ctx context.Context, c *token.Claims) ([]SessionInfo, error) {
+	if err := requireAccess(c); err != nil {
+		return nil, err
+	}
+	list, err := s.sessions.ListSessions(ctx, c.Subject)
+	if err != nil {
+		return nil, storeError("list sessions", err)
+	}
+	now := s.now()
+	out := make([]SessionInfo, 0, len(list))
+	for _, sess := range list {
+		if !now.Before(sess.ExpiresAt) {
+			continue // Redis expires by its own clock; ours decides
+		}
+		out = append(out, SessionInfo{ID: sess.ID, Created: sess.CreatedAt, LastUsed: sess.LastUsed,
+			ClientIP: sess.ClientIP, UserAgent: sess.UserAgent, Current: sess.ID == c.SessionID})
+	}
+	return out, nil
+}
+
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// handleDeleteSession is DELETE /auth/sessions/{id}: ends one of the caller's own sessions (the current one too).
-// Someone else's session is 403, an unknown one 404. Session ids are 128-bit random, so telling the two apart
-// reveals nothing guessable.
+// handleDeleteSession is DELETE /auth/sessions/{id}: RevokeSession over HTTP.
 func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request, c *token.Claims) error {
-	ctx := r.Context()
-	id := r.PathValue("id")
+	if err := s.RevokeSession(r.Context(), c, r.PathValue("id"), clientIP(r, s.cfg.TrustedProxies)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RevokeSession ends one of the caller's own sessions (the current one too). Someone else's session is
+// ErrForbidden, an unknown one ErrNotFound. Session ids are 128-bit random, so telling the two apart reveals
+// nothing guessable. Errors: ErrInvalidToken, ErrForbidden, ErrNotFound, ErrUnavailable.
+func (s *Server) RevokeSession(ctx context.Context, c *token.Claims, id, clientIP string) error {
+	if err := requireAccess(c); err != nil {
+		return err
+	}
+	if id == "" {
+		return errNotFound("session")
+	}
 	sess, err := s.sessions.GetSession(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -204,9 +294,5 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request, c *
 	case sess.UserID != c.Subject:
 		return errForbidden()
 	}
-	if err := s.endSession(ctx, sess, s.accessHorizon(s.now()), "user_request", clientIP(r, s.cfg.TrustedProxies)); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.endSession(ctx, sess, s.accessHorizon(s.now()), "user_request", clientIP)
 }
