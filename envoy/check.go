@@ -239,6 +239,17 @@ func (c *checker) extAuthz(where string, disabled bool, ea *extauthzv3.ExtAuthz)
 	if !headerSent(ea, "authorization") {
 		c.warn("%s: allowed_headers/disallowed_headers keep the authorization header from Gatehouse, so every bearer token is ignored", where)
 	}
+	// Browser sessions (the portal) need these; without them navigations get 401 instead of a redirect to
+	// sign-in and cross-site cookie posts cannot be told from same-site ones.
+	var missing []string
+	for _, h := range []string{"cookie", "accept", "origin", "sec-fetch-site"} {
+		if !headerSent(ea, h) {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) > 0 {
+		c.warn("%s: allowed_headers/disallowed_headers keep %s from Gatehouse, which browser sessions (the portal's cookie, redirects and CSRF checks) need", where, strings.Join(missing, ", "))
+	}
 }
 
 // authzCluster checks the cluster an ext_authz filter calls.

@@ -34,6 +34,7 @@ func TestCheckFixtures(t *testing.T) {
 		{"transport-auto.yaml", fixtureWhere + ": transport_api_version is AUTO"},
 		{"shadow-mode.yaml", fixtureWhere + ": shadow_mode is true"},
 		{"no-authorization-header.yaml", fixtureWhere + ": allowed_headers/disallowed_headers keep the authorization header from Gatehouse"},
+		{"no-browser-headers.yaml", fixtureWhere + ": allowed_headers/disallowed_headers keep accept, origin, sec-fetch-site from Gatehouse"},
 		{"missing-authz-cluster.yaml", fixtureWhere + `: calls cluster "gatehous", which is not defined`},
 		{"missing-route-cluster.yaml", `listener "ingress", virtual host "app", route #0: sends to cluster "ap", which is not defined`},
 		{"http1-authz-cluster.yaml", fixtureWhere + `: cluster "gatehouse" does not speak HTTP/2`},
