@@ -11,12 +11,13 @@ run: ## start Gatehouse in dev mode (embedded store, demo policy and users, ephe
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/gatehouse
 
-test: ## gofmt check, go vet, the race-enabled test suite, the deploy manifests check, and the demo policy cases
+test: ## gofmt check, go vet, the race-enabled test suite, the deploy manifests check, the browser end-to-end test, and the demo policy cases
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 	cd deploy/verify && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd e2e && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) run ./cmd/gatehouse policy test deploy/dev/policy.yaml deploy/dev/cases.yaml
 
 lint: ## vet plus the demo policy's lint
