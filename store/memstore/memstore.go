@@ -96,6 +96,9 @@ func New(now func() time.Time) *Store {
 // Close releases nothing; it exists so memstore and redisstore are interchangeable.
 func (s *Store) Close() error { return nil }
 
+// Local reports that Revoked answers from memory without I/O (the decider then skips its per-request deadline).
+func (s *Store) Local() bool { return true }
+
 // Ping always answers (unless ctx is done).
 func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -72,6 +73,8 @@ func TestRedisOnly(t *testing.T) {
 			"mfa:{u}:backup":  -1,
 			"mfa:{u}:step":    untilMs,
 			"once:c":          untilMs,
+			"revlog":          -1,
+			"revseq":          -1,
 		}
 		keys, err := raw.Keys(ctx, p+"*").Result()
 		must(t, err)
@@ -155,6 +158,8 @@ func TestRedisOnly(t *testing.T) {
 	t.Run("ExpiryFromInjectedClock", func(t *testing.T) {
 		behind := time.Now().Add(-time.Hour)
 		s, raw := newStore(t, addr, func() time.Time { return behind })
+		p := "t:" + t.Name() + ":"
+		must(t, redisstore.SeedGeneration(ctx, raw, p))
 		until := behind.Add(time.Minute)
 		iat := behind.Add(-time.Minute)
 
@@ -191,16 +196,17 @@ func TestRedisOnly(t *testing.T) {
 				t.Errorf("Claim = %v, %v; want true (claim already expired)", ok, err)
 			}
 		}
-		p := "t:" + t.Name() + ":"
 		keys, err := raw.Keys(ctx, p+"*").Result()
 		must(t, err)
-		if len(keys) != 0 {
-			t.Errorf("keys left behind: %q", keys)
+		slices.Sort(keys)
+		if want := []string{p + "gen", p + "revlog", p + "revseq"}; !slices.Equal(keys, want) {
+			t.Errorf("keys left behind: %q, want only %q", keys, want)
 		}
 	})
 
 	t.Run("RevokedIsOneRoundTrip", func(t *testing.T) {
-		s, _ := newStore(t, addr, clock)
+		s, raw := newStore(t, addr, clock)
+		must(t, redisstore.SeedGeneration(ctx, raw, "t:"+t.Name()+":"))
 		var c counter
 		// A store over a client we can watch.
 		cl := redis.NewClient(&redis.Options{Addr: addr})
@@ -249,6 +255,7 @@ func TestRedisOnly(t *testing.T) {
 	t.Run("CorruptValues", func(t *testing.T) {
 		s, raw := newStore(t, addr, clock)
 		p := "t:" + t.Name() + ":"
+		must(t, redisstore.SeedGeneration(ctx, raw, p))
 		must(t, raw.Set(ctx, p+"rev:user:u", "not-a-number", time.Hour).Err())
 		if _, err := s.Revoked(ctx, "j", "s", "u", time.Now()); err == nil {
 			t.Error("Revoked with a corrupt cut-off: no error")
@@ -290,7 +297,14 @@ func TestRedisDown(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	ctx := t.Context()
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	must(t, redisstore.SeedGeneration(ctx, raw, ""))
+	raw.Close()
 	must(t, s.RevokeToken(ctx, "j", time.Now().Add(time.Hour)))
+	issued := time.Now().Add(-time.Second)
+	if r, err := s.Revoked(ctx, "j", "", "", issued); err != nil || !r {
+		t.Fatalf("Revoked before the kill = %v, %v", r, err)
+	}
 
 	srv.Kill()
 	start := time.Now()
@@ -305,10 +319,16 @@ func TestRedisDown(t *testing.T) {
 		t.Error("Ping with Redis down: no error")
 	}
 
-	srv.Restart() // without persistence: the revocation is gone, but the store answers again
+	// Without persistence the revocation is gone. The store answers again, but the token it revoked must not
+	// become valid: the generation marker went with the data, so every token issued before now is refused.
+	srv.Restart()
 	must(t, s.Ping(ctx))
-	if r, err := s.Revoked(ctx, "j", "", "", time.Now()); err != nil || r {
-		t.Errorf("Revoked after restart = %v, %v", r, err)
+	if r, err := s.Revoked(ctx, "j", "", "", issued); !errors.Is(err, store.ErrStoreReset) || !r {
+		t.Errorf("Revoked after a restart that lost the data = %v, %v; want true, ErrStoreReset", r, err)
+	}
+	// Tokens issued after the reset are fine.
+	if r, err := s.Revoked(ctx, "j2", "", "", time.Now().Add(time.Second)); err != nil || r {
+		t.Errorf("Revoked of a token issued after the reset = %v, %v", r, err)
 	}
 }
 
@@ -403,3 +423,38 @@ func must(t *testing.T, err error) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Concurrent Revoked calls share pipelines; each still gets its own answer, and a closed store fails fast.
+func TestRevokedConcurrentCallsAnswerEach(t *testing.T) {
+	addr := redistest.Start(t)
+	ctx := t.Context()
+	s, raw := newStore(t, addr, func() time.Time { return time.Now() })
+	must(t, redisstore.SeedGeneration(ctx, raw, "t:"+t.Name()+":"))
+	const n = 200
+	for i := 0; i < n; i += 3 {
+		must(t, s.RevokeToken(ctx, itoa(int64(i)), time.Now().Add(time.Hour)))
+	}
+	iat := time.Now().Add(-time.Minute)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			r, err := s.Revoked(ctx, itoa(int64(i)), "s", "u", iat)
+			if err != nil || r != (i%3 == 0) {
+				errs <- fmt.Errorf("Revoked(%d) = %v, %v", i, r, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	s.Close()
+	if _, err := s.Revoked(ctx, "1", "", "", iat); err == nil {
+		t.Error("Revoked on a closed store: no error")
+	}
+}

@@ -5,6 +5,15 @@
 //	rev:jti:<jti>              "1", PXAT = latest revocation expiry
 //	rev:sid:<sid>              "1", PXAT = latest revocation expiry
 //	rev:user:<userID>          cut-off as Unix milliseconds (the latest wins), PXAT = latest expiry
+//	revlog                     stream of revocation events, one per change of a rev:* key, appended by the same
+//	                           script that changes the key: fields n (sequence number), k (jti|sid|user), id,
+//	                           u (expiry, Unix ms) and, for users, b (cut-off, Unix ms), holding the key's new
+//	                           state. Trimmed by age (XADD MINID ~, Redis's clock) to the stream retention
+//	                           (WithStreamRetention).
+//	revseq                     sequence number of the last event (INCR in the same script): a replica that finds
+//	                           a gap in n, or fewer events than revseq says, knows it missed some
+//	gen                        generation marker {"id": random, "since_unix_ms": when it was created}, no expiry;
+//	                           see "Data loss" below
 //	sess:<id>                  hash uid un ip ua rid c lu e (times as Unix ns), PXAT = ExpiresAt
 //	usess:<userID>             sorted set of session ids scored by CreatedAt (ms), PXAT = latest session expiry;
 //	                           ids of expired or deleted sessions are pruned by ListSessions (and every 32nd create)
@@ -19,6 +28,18 @@
 // Expiry instants are computed from the injected clock and sent as absolute times (PXAT/PEXPIREAT, rounded up to the
 // millisecond), so an entry never dies before its `until`. Redis then expires keys by its own clock.
 //
+// Data loss. Redis may forget everything (a restart without persistence, FLUSHALL, a failover to an empty
+// replica), and with it revocations: a revoked token must not become valid again. The gen marker detects it:
+// when it is missing, the first reader to notice writes a new one (SET NX GET, so concurrent detectors agree on
+// one) with since = now, logs the slog event "store.reset", and from then on Revoked refuses every token issued
+// before since with (true, store.ErrStoreReset). Strict mode reads the marker in the same MGET as the revocation
+// keys; a Replica reads it on every poll. A fresh Redis has no marker either, so the first start refuses tokens
+// issued before it, which exist only when upgrading from a version without markers (users log in again once).
+// Not detected: a loss that keeps the marker (a restore from an older backup, a failover to a lagging replica,
+// eviction); run Redis with maxmemory-policy noeviction, and DEL the gen key after such an operation to start a
+// new generation by hand. JWT iat is whole seconds, so tokens issued in the second the reset is detected may be
+// refused too.
+//
 // Redis Cluster is not supported yet: the MFA keys share a hash tag (so DeleteMFA's DEL and PutMFA's MULTI stay in
 // one slot), but Revoked (MGET of three unrelated keys) and the CreateSession script (session + user index) span
 // slots. Supporting it means one GET per key for Revoked (pipelined) and tagging session ids with their user.
@@ -29,10 +50,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,6 +77,10 @@ var (
 // DefaultPrefix starts every key when no prefix is given.
 const DefaultPrefix = "gatehouse:"
 
+// DefaultStreamRetention is how long revocation events stay in the stream when WithStreamRetention is not
+// given. A replica away for longer reloads everything instead of catching up.
+const DefaultStreamRetention = 24 * time.Hour
+
 // pruneEvery: CreateSession prunes the user's index when its size is a multiple of this, so stale ids of users who
 // never list their sessions stay bounded.
 const pruneEvery = 32
@@ -60,29 +88,62 @@ const pruneEvery = 32
 // Store is a Redis backend. Every error it returns other than the store sentinels is wrapped and means Redis could
 // not answer: callers fail closed.
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	now    func() time.Time
+	client    redis.UniversalClient
+	prefix    string
+	now       func() time.Time
+	log       *slog.Logger
+	retention time.Duration
+
+	gen atomic.Pointer[generation] // the generation this process last saw; nil until the first read
+
+	replicasMu sync.Mutex
+	replicas   []*Replica // following this store in this process: told of our own writes at once
+
+	mgets *mgetBatcher // Revoked's MGETs, pipelined with concurrent ones
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithLogger sets the logger for audit events (store.reset); default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithStreamRetention sets how long revocation events stay in the stream (at least; trimming is approximate).
+// Use the longest token lifetime: a replica disconnected for longer reloads everything instead of catching up.
+func WithStreamRetention(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.retention = d
+		}
+	}
 }
 
 // New wraps client; the Store owns it from now on (Close closes it). An empty prefix means DefaultPrefix.
-func New(client redis.UniversalClient, prefix string, now func() time.Time) *Store {
+func New(client redis.UniversalClient, prefix string, now func() time.Time, opts ...Option) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{client: client, prefix: prefix, now: now}
+	s := &Store{client: client, prefix: prefix, now: now, log: slog.Default(), retention: DefaultStreamRetention,
+		mgets: newMGetBatcher(client)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
 }
 
 // Open connects to the Redis at rawURL with ClientOptions. It does not dial; use Ping to check readiness.
-func Open(rawURL, prefix string, now func() time.Time) (*Store, error) {
+func Open(rawURL, prefix string, now func() time.Time, opts ...Option) (*Store, error) {
 	opt, err := ClientOptions(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return New(redis.NewClient(opt), prefix, now), nil
+	return New(redis.NewClient(opt), prefix, now, opts...), nil
 }
 
 // ClientOptions parses rawURL (redis:// or rediss://, see redis.ParseURL) and applies settings suited to a request
@@ -114,11 +175,23 @@ func ClientOptions(rawURL string) (*redis.Options, error) {
 }
 
 // Close closes the client.
-func (s *Store) Close() error { return s.client.Close() }
+func (s *Store) Close() error {
+	s.mgets.close()
+	return s.client.Close()
+}
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers and that the generation marker is in place, writing one into an empty Redis.
+// serve pings at startup and readiness probes ping periodically, so the marker exists before the issuer mints
+// its first token: otherwise the first revocation check would start a generation after that token's iat and
+// refuse it as store_reset.
 func (s *Store) Ping(ctx context.Context) error {
-	return wrap("ping", s.client.Ping(ctx).Err())
+	raw, err := s.client.Get(ctx, s.genKey()).Result()
+	present := err == nil
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return wrap("ping", err)
+	}
+	_, err = s.observeGeneration(ctx, raw, present)
+	return err
 }
 
 func wrap(op string, err error) error {
@@ -157,36 +230,65 @@ func (s *Store) live(until time.Time) bool { return s.now().Before(until) }
 
 // --- Revocations ---
 
-// revokeScript sets KEYS[1] unless it already outlives ARGV[1]: revocations never shrink.
-var revokeScript = redis.NewScript(`
-if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
+// logEvent appends a revocation event, numbered by the counter KEYS[3], to the stream KEYS[2] and trims events
+// older than the retention (ms) by Redis's own clock, which is the clock of stream ids. It is part of every revoke
+// script, so a change of a rev:* key and its event are one atomic step: a replica cannot miss a change it has not
+// been told about.
+const logEvent = `
+local function logEvent(retention, ...)
+  local n = redis.call('INCR', KEYS[3])
+  local t = redis.call('TIME')
+  local minid = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - retention
+  if minid < 0 then minid = 0 end
+  redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%.0f', minid), '*', 'n', n, ...)
 end
+`
+
+// revokeScript: KEYS = rev key, stream, sequence; ARGV = until ms, kind, id, retention ms. It sets KEYS[1] unless it
+// already outlives ARGV[1] (revocations never shrink) and logs the change.
+var revokeScript = redis.NewScript(logEvent + `
+if redis.call('PEXPIRETIME', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
+logEvent(tonumber(ARGV[4]), 'k', ARGV[2], 'id', ARGV[3], 'u', ARGV[1])
 return 1
 `)
 
-// revokeUserScript keeps the later cut-off (ARGV[1]) and the later expiry (ARGV[2]).
-var revokeUserScript = redis.NewScript(`
+// revokeUserScript: KEYS = user key, stream, sequence; ARGV = cut-off ms, until ms, user id, retention ms. It keeps the
+// later cut-off and the later expiry and logs the resulting state when it changed.
+var revokeUserScript = redis.NewScript(logEvent + `
 local before = tonumber(ARGV[1])
 local untl = tonumber(ARGV[2])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '')
-if cur and cur > before then before = cur end
 local exp = redis.call('PEXPIRETIME', KEYS[1])
+if cur and cur >= before and exp >= untl then return 0 end
+if cur and cur > before then before = cur end
 if exp > untl then untl = exp end
-redis.call('SET', KEYS[1], string.format('%.0f', before), 'PXAT', string.format('%.0f', untl))
+local b, u = string.format('%.0f', before), string.format('%.0f', untl)
+redis.call('SET', KEYS[1], b, 'PXAT', u)
+logEvent(tonumber(ARGV[4]), 'k', 'user', 'id', ARGV[3], 'b', b, 'u', u)
 return 1
 `)
 
+// Event kinds in the revocation stream.
+const (
+	kindJTI  = "jti"
+	kindSID  = "sid"
+	kindUser = "user"
+)
+
+func (s *Store) streamKey() string { return s.prefix + "revlog" }
+func (s *Store) seqKey() string    { return s.prefix + "revseq" }
+
 func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
-	return s.revoke(ctx, "revoke token", "jti", "rev:jti:", jti, until)
+	return s.revoke(ctx, "revoke token", kindJTI, jti, until)
 }
 
 func (s *Store) RevokeSession(ctx context.Context, sid string, until time.Time) error {
-	return s.revoke(ctx, "revoke session", "sid", "rev:sid:", sid, until)
+	return s.revoke(ctx, "revoke session", kindSID, sid, until)
 }
 
-func (s *Store) revoke(ctx context.Context, op, what, kind, id string, until time.Time) error {
-	if err := required(what, id); err != nil {
+func (s *Store) revoke(ctx context.Context, op, kind, id string, until time.Time) error {
+	if err := required(kind, id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -195,7 +297,12 @@ func (s *Store) revoke(ctx context.Context, op, what, kind, id string, until tim
 	if !s.live(until) {
 		return nil
 	}
-	return wrap(op, revokeScript.Run(ctx, s.client, []string{s.key(kind, id)}, pxat(until)).Err())
+	keys := []string{s.key("rev:"+kind+":", id), s.streamKey(), s.seqKey()}
+	if err := revokeScript.Run(ctx, s.client, keys, pxat(until), kind, id, s.retention.Milliseconds()).Err(); err != nil {
+		return wrap(op, err)
+	}
+	s.tellReplicas(kind, id, 0, pxat(until))
+	return nil
 }
 
 func (s *Store) RevokeUserBefore(ctx context.Context, userID string, before, until time.Time) error {
@@ -208,13 +315,31 @@ func (s *Store) RevokeUserBefore(ctx context.Context, userID string, before, unt
 	if !s.live(until) {
 		return nil
 	}
-	keys := []string{s.key("rev:user:", userID)}
-	return wrap("revoke user", revokeUserScript.Run(ctx, s.client, keys, floorMilli(before), pxat(until)).Err())
+	keys := []string{s.key("rev:user:", userID), s.streamKey(), s.seqKey()}
+	err := revokeUserScript.Run(ctx, s.client, keys, floorMilli(before), pxat(until), userID, s.retention.Milliseconds()).Err()
+	if err != nil {
+		return wrap("revoke user", err)
+	}
+	s.tellReplicas(kindUser, userID, floorMilli(before), pxat(until))
+	return nil
 }
 
-// Revoked is one MGET; each present key is a revocation (the user key holds the cut-off).
+// tellReplicas applies a write that Redis confirmed to the replicas in this process, so a sidecar sharing the
+// process with the issuer denies a token as soon as logout returns. The stream brings the same change (merged
+// with what Redis held) moments later; applying it twice is harmless.
+func (s *Store) tellReplicas(kind, id string, before, until int64) {
+	s.replicasMu.Lock()
+	defer s.replicasMu.Unlock()
+	for _, r := range s.replicas {
+		r.applyLocal(kind, id, before, until)
+	}
+}
+
+// Revoked is one MGET of the revocation keys and the generation marker; each present revocation key is a
+// revocation (the user key holds the cut-off). Only when the marker is missing does a second round trip write
+// a new one. Concurrent calls share pipelines (batch.go), each still one MGET in one round trip.
 func (s *Store) Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error) {
-	keys := make([]string, 0, 3)
+	keys := make([]string, 0, 4)
 	if jti != "" {
 		keys = append(keys, s.key("rev:jti:", jti))
 	}
@@ -229,14 +354,27 @@ func (s *Store) Revoked(ctx context.Context, jti, sid, userID string, issuedAt t
 	if len(keys) == 0 {
 		return false, wrap("revoked", ctx.Err())
 	}
-	vals, err := s.client.MGet(ctx, keys...).Result()
+	genIdx := len(keys)
+	keys = append(keys, s.genKey())
+	vals, err := s.mgets.mget(ctx, keys)
 	if err != nil {
 		return false, wrap("revoked", err)
 	}
 	if len(vals) != len(keys) {
 		return false, fmt.Errorf("redisstore: revoked: MGET returned %d values for %d keys", len(vals), len(keys))
 	}
-	for i, v := range vals {
+	raw, present := vals[genIdx].(string)
+	if vals[genIdx] != nil && !present {
+		return false, fmt.Errorf("redisstore: revoked: generation marker has type %T", vals[genIdx])
+	}
+	g, err := s.observeGeneration(ctx, raw, present)
+	if err != nil {
+		return false, err
+	}
+	if floorMilli(issuedAt) < g.Since {
+		return true, store.ErrStoreReset
+	}
+	for i, v := range vals[:genIdx] {
 		if v == nil {
 			continue
 		}
