@@ -30,11 +30,15 @@ type Config struct {
 	Users string `yaml:"users"`
 	// Redis selects the Redis store; nil means the embedded in-memory store.
 	Redis *Redis `yaml:"redis"`
+	// Revocation selects how the decider checks revocations in Redis (ignored for the in-memory store).
+	Revocation Revocation `yaml:"revocation"`
 	// Keys selects the signing/verification keys; nil means an ephemeral key (dev only).
 	Keys   *Keys  `yaml:"keys"`
 	Tokens Tokens `yaml:"tokens"`
 	Login  Login  `yaml:"login"`
 	MFA    MFA    `yaml:"mfa"`
+	// Portal configures the web sign-in portal (served by the issuer) and browser sessions (read by the decider).
+	Portal Portal `yaml:"portal"`
 
 	// File is the absolute path the config was loaded from ("" for the built-in dev config).
 	File string `yaml:"-"`
@@ -45,6 +49,8 @@ type Authz struct {
 	Listen  string  `yaml:"listen"`
 	Enabled bool    `yaml:"enabled"`
 	Headers Headers `yaml:"headers"`
+	// TokenCacheSize bounds the verified-token cache (entries, ~470 bytes each); 0 turns it off.
+	TokenCacheSize int `yaml:"token_cache_size"`
 }
 
 // Headers names the identity headers Gatehouse sets upstream (and strips from clients).
@@ -73,6 +79,21 @@ type Issuer struct {
 type Redis struct {
 	URL    string `yaml:"url"`
 	Prefix string `yaml:"prefix"`
+}
+
+// Revocation modes.
+const (
+	// RevocationReplica keeps the revocations in memory, following Redis through a stream: no Redis call per
+	// request; protected routes answer 503 once the copy is older than MaxStaleness.
+	RevocationReplica = "replica"
+	// RevocationStrict asks Redis on every request (one MGET).
+	RevocationStrict = "strict"
+)
+
+// Revocation configures how the decider checks revocations.
+type Revocation struct {
+	Mode         string   `yaml:"mode"`
+	MaxStaleness Duration `yaml:"max_staleness"`
 }
 
 // Keys configures the JWT key set.
@@ -111,6 +132,37 @@ type MFA struct {
 	IssuerName string `yaml:"issuer_name"`
 }
 
+// Portal configures the web sign-in portal and browser sessions. The issuer serves the portal; the decider uses
+// the same keys to accept the access cookie, redirect browsers to the portal and refuse cross-site posts, so a
+// decider-only deployment sets portal.url to where the issuer's portal is reachable.
+type Portal struct {
+	// Enabled mounts the portal on the issuer and turns on browser sessions in the decider.
+	Enabled bool `yaml:"enabled"`
+	// URL is the portal's public base URL; its path is where the issuer serves it. Default <issuer.url>/portal.
+	URL string `yaml:"url"`
+	// Title is the name on every page (default "Gatehouse"); Logo an optional image file shown beside it.
+	Title string `yaml:"title"`
+	Logo  string `yaml:"logo"`
+	// ReturnDomains lists where a browser may be sent back to after sign-in, and which origins may post with the
+	// cookie: each entry admits that host and its subdomains (an IP only itself). The portal's host is added.
+	ReturnDomains []string `yaml:"return_domains"`
+	Cookies       Cookies  `yaml:"cookies"`
+	// CSRFKeyFile holds the key (32+ bytes, raw, hex or base64) of the portal's form tokens; instances behind one
+	// load balancer need the same. Absent: an ephemeral key (forms open across a restart must be sent again).
+	CSRFKeyFile string `yaml:"csrf_key_file"`
+}
+
+// Cookies configures the browser session cookies.
+type Cookies struct {
+	Access  string `yaml:"access"`  // access token cookie; default gatehouse_access
+	Refresh string `yaml:"refresh"` // refresh token cookie; default gatehouse_refresh
+	// Domain is the access cookie's Domain attribute, so the sidecars of apps on sibling hosts receive it; "" =
+	// host-only (the portal's host).
+	Domain string `yaml:"domain"`
+	// Secure may be false only when portal.url is http://localhost or a loopback IP (local development).
+	Secure bool `yaml:"secure"`
+}
+
 // Duration is a time.Duration written as "15m" in YAML.
 type Duration time.Duration
 
@@ -135,8 +187,9 @@ func Defaults() Config {
 	return Config{
 		Authz: Authz{Listen: "127.0.0.1:9191", Enabled: true, Headers: Headers{
 			UserID: "x-user-id", Username: "x-username", Roles: "x-user-roles",
-		}},
-		Issuer: Issuer{Listen: "127.0.0.1:8080", Enabled: true, MaxSessions: 10},
+		}, TokenCacheSize: 100_000},
+		Revocation: Revocation{Mode: RevocationReplica, MaxStaleness: Duration(2 * time.Second)},
+		Issuer:     Issuer{Listen: "127.0.0.1:8080", Enabled: true, MaxSessions: 10},
 		Tokens: Tokens{
 			AccessTTL:  Duration(15 * time.Minute),
 			RefreshTTL: Duration(168 * time.Hour),
@@ -151,6 +204,8 @@ func Defaults() Config {
 			MaxLockout:  Duration(time.Hour),
 		},
 		MFA: MFA{IssuerName: "Gatehouse"},
+		Portal: Portal{Title: "Gatehouse",
+			Cookies: Cookies{Access: "gatehouse_access", Refresh: "gatehouse_refresh", Secure: true}},
 	}
 }
 
@@ -297,6 +352,8 @@ func (c *Config) resolve(dir string) {
 	abs(&c.Policy)
 	abs(&c.Users)
 	abs(&c.MFA.EncryptionKeyFile)
+	abs(&c.Portal.Logo)
+	abs(&c.Portal.CSRFKeyFile)
 	if c.Keys != nil {
 		abs(&c.Keys.Dir)
 		abs(&c.Keys.HMACSecretFile)
@@ -307,6 +364,10 @@ func (c *Config) resolve(dir string) {
 	if c.Issuer.URL == "" {
 		c.Issuer.URL = "http://" + c.Issuer.Listen
 	}
+	if c.Portal.URL == "" {
+		c.Portal.URL = strings.TrimSuffix(c.Issuer.URL, "/") + "/portal"
+	}
+	c.Portal.URL = strings.TrimSuffix(c.Portal.URL, "/")
 }
 
 func (c *Config) validate(lines map[string]int) error {
@@ -387,13 +448,139 @@ func (c *Config) validate(lines map[string]int) error {
 	if c.Login.MaxLockout < c.Login.Lockout {
 		bad("login.max_lockout", "must not be shorter than login.lockout")
 	}
+	if c.Authz.TokenCacheSize < 0 {
+		bad("authz.token_cache_size", "must not be negative (0 turns the cache off)")
+	}
+	if m := c.Revocation.Mode; m != RevocationReplica && m != RevocationStrict {
+		bad("revocation.mode", "want %s or %s, got %q", RevocationReplica, RevocationStrict, m)
+	}
+	if c.Revocation.MaxStaleness.D() < 100*time.Millisecond {
+		bad("revocation.max_staleness", "must be at least 100ms")
+	}
 	if c.Login.HashConcurrency < 0 {
 		bad("login.hash_concurrency", "must not be negative (0 sizes it to the machine)")
+	}
+	if c.Portal.Enabled {
+		c.validatePortal(bad, lines)
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+// issuerPaths are the issuer's own routes, which the portal's path must not shadow.
+var issuerPaths = []string{"/auth", "/.well-known", "/healthz", "/readyz", "/metrics"}
+
+func (c *Config) validatePortal(bad func(key, format string, args ...any), lines map[string]int) {
+	p := c.Portal
+	u, err := url.Parse(p.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		bad("portal.url", "want an absolute http(s) URL without userinfo, query or fragment, got %q", p.URL)
+		return
+	case u.Path == "" || u.Path == "/" || strings.Contains(u.Path, "//") || strings.Contains(u.Path, "/./") ||
+		strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/.") || strings.HasSuffix(u.Path, "/..") ||
+		u.RawPath != "":
+		bad("portal.url", "want a plain path to serve the portal under (like /portal), got %q", u.Path)
+	}
+	for _, ip := range issuerPaths {
+		if u.Path == ip || strings.HasPrefix(u.Path, ip+"/") {
+			bad("portal.url", "the path %s would shadow the issuer's %s", u.Path, ip)
+		}
+	}
+	devURL := u.Scheme == "http" && loopbackHost(u.Hostname())
+	if u.Scheme == "http" && !devURL {
+		bad("portal.url", "must be https (http only for localhost or a loopback IP), got %q", p.URL)
+	}
+	if !p.Cookies.Secure && !devURL {
+		bad("portal.cookies.secure", "false is only allowed in local development: portal.url must be http://localhost or a loopback IP, got %q", p.URL)
+	}
+	if p.Cookies.Secure && devURL {
+		// Not every browser keeps a Secure cookie set over http, even from loopback; say so rather than fail later.
+		key := "portal.cookies.secure"
+		for _, k := range []string{"portal.cookies.secure", "portal.url", "portal.enabled"} {
+			if lines[k] > 0 {
+				key = k
+				break
+			}
+		}
+		bad(key, "portal.url %q is http: set portal.cookies.secure: false (allowed for localhost and loopback IPs only)", p.URL)
+	}
+	for key, name := range map[string]string{"portal.cookies.access": p.Cookies.Access, "portal.cookies.refresh": p.Cookies.Refresh} {
+		if !validCookieName(name) {
+			bad(key, "want a cookie name of letters, digits, '_', '-' and '.', got %q", name)
+		}
+	}
+	if p.Cookies.Access == p.Cookies.Refresh {
+		bad("portal.cookies.refresh", "must differ from portal.cookies.access")
+	}
+	if d := p.Cookies.Domain; d != "" {
+		host := strings.ToLower(u.Hostname())
+		if !validDomain(d) {
+			bad("portal.cookies.domain", "want a lower-case domain name like example.com, got %q", d)
+		} else if host != d && !strings.HasSuffix(host, "."+d) {
+			bad("portal.cookies.domain", "%q does not contain the portal's host %q, so browsers would refuse the cookie", d, host)
+		}
+	}
+	for _, d := range p.ReturnDomains {
+		if _, err := netip.ParseAddr(d); err != nil && !validDomain(d) {
+			bad("portal.return_domains", "want a lower-case host name (it admits its subdomains too) or an IP, got %q", d)
+		}
+	}
+	if p.Logo != "" {
+		switch strings.ToLower(filepath.Ext(p.Logo)) {
+		case ".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg":
+		default:
+			bad("portal.logo", "want a .png, .jpg, .gif, .webp or .svg file, got %q", p.Logo)
+		}
+	}
+	if !c.Issuer.Enabled && lines["portal.url"] == 0 {
+		bad("portal.url", "required when the issuer is disabled: where the decider sends browsers to sign in")
+	}
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func validCookieName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validDomain: lower-case DNS labels of letters, digits and inner hyphens, no trailing dot, and a last label that
+// does not start with a digit (browsers read those as IPv4 addresses).
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	return last[0] < '0' || last[0] > '9'
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

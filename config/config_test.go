@@ -73,6 +73,10 @@ func TestParseErrors(t *testing.T) {
 		{"two errors reported together", "polcy: p\nusers: u\nfoo: 1\n", []string{"c.yaml:1: polcy: unknown key", "c.yaml:3: foo: unknown key"}},
 		{"empty", "", []string{"empty config file"}},
 		{"nothing enabled", "policy: p\nauthz: {enabled: false}\nissuer: {enabled: false}\n", []string{"c.yaml:2: authz.enabled: both authz and issuer are disabled"}},
+		{"bad revocation mode", "policy: p\nusers: u\nrevocation: {mode: lazy}\n", []string{"c.yaml:3: revocation.mode: want replica or strict"}},
+		{"staleness too small", "policy: p\nusers: u\nrevocation:\n  max_staleness: 10ms\n", []string{"c.yaml:4: revocation.max_staleness: must be at least 100ms"}},
+		{"bad staleness", "policy: p\nusers: u\nrevocation: {max_staleness: soon}\n", []string{"c.yaml:3:", "soon"}},
+		{"negative cache", "policy: p\nusers: u\nauthz: {token_cache_size: -1}\n", []string{"c.yaml:3: authz.token_cache_size: must not be negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,5 +119,32 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Authz.Listen != "127.0.0.1:9191" || cfg.Redis != nil || cfg.Keys != nil {
 		t.Errorf("example config drifted: %+v", cfg)
+	}
+}
+
+func TestRevocationAndCacheSettings(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       string
+		mode      string
+		staleness time.Duration
+		cache     int
+	}{
+		{"defaults", "", RevocationReplica, 2 * time.Second, 100_000},
+		{"defaults with redis", "redis: {url: redis://r:6379}\n", RevocationReplica, 2 * time.Second, 100_000},
+		{"strict", "redis: {url: redis://r:6379}\nrevocation: {mode: strict}\n", RevocationStrict, 2 * time.Second, 100_000},
+		{"tuned", "revocation: {mode: replica, max_staleness: 500ms}\nauthz: {token_cache_size: 5000}\n", RevocationReplica, 500 * time.Millisecond, 5000},
+		{"cache off", "authz: {token_cache_size: 0}\n", RevocationReplica, 2 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte("policy: p\nusers: u\n"+tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Revocation.Mode != tt.mode || cfg.Revocation.MaxStaleness.D() != tt.staleness || cfg.Authz.TokenCacheSize != tt.cache {
+				t.Errorf("got %+v, cache %d", cfg.Revocation, cfg.Authz.TokenCacheSize)
+			}
+		})
 	}
 }
