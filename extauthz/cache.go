@@ -1,33 +1,40 @@
 package extauthz
 
 import (
-	"hash/maphash"
+	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
+	"unsafe"
 
 	"gatehouse/token"
 )
 
-// claimsCache remembers verified access-token claims, keyed by the token string, so each token's signature is
-// checked once per process. Entries die when the token expires; revocation is still checked on every request.
-// Memory per entry is about the token's length plus ~300 bytes of claims and map overhead.
+// claimsCache remembers verified access-token claims so each token's signature is checked once per process.
+// Entries die when the token expires; revocation is still checked on every request.
+//
+// It is keyed by the token's SHA-256, not the token: a collision-resistant digest is as good a key and a tenth of
+// the size, and hashing a token costs about 0.2µs. Memory per entry, measured by TestCacheMemoryPerEntry (a
+// 415-byte EdDSA token, two roles): about 470 B (claims ~350 B, key and map slot ~120 B), so the default
+// authz.token_cache_size of 100,000 holds about 45 MiB.
 type claimsCache struct {
-	seed   maphash.Seed
 	shards [cacheShards]cacheShard
 	limit  int // per shard
 }
 
 const cacheShards = 32
 
+type cacheKey [sha256.Size]byte
+
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]*token.Claims
+	m  map[cacheKey]*token.Claims
 }
 
 func newClaimsCache(size int) *claimsCache {
-	c := &claimsCache{seed: maphash.MakeSeed(), limit: max(size/cacheShards, 1)}
+	c := &claimsCache{limit: max(size/cacheShards, 1)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*token.Claims)
+		c.shards[i].m = make(map[cacheKey]*token.Claims)
 	}
 	if size <= 0 {
 		c.limit = 0
@@ -35,18 +42,23 @@ func newClaimsCache(size int) *claimsCache {
 	return c
 }
 
-func (c *claimsCache) shard(tok string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, tok)%cacheShards]
+func keyOf(tok string) cacheKey {
+	// Sum256 only reads its argument; converting with []byte(tok) would copy the token to the heap.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
+}
+
+func (c *claimsCache) shard(k *cacheKey) *cacheShard {
+	return &c.shards[binary.LittleEndian.Uint64(k[:8])%cacheShards]
 }
 
 // get returns cached claims still valid at now. Claims are shared: callers must not modify them.
-func (c *claimsCache) get(tok string, now time.Time) *token.Claims {
+func (c *claimsCache) get(k *cacheKey, now time.Time) *token.Claims {
 	if c.limit == 0 {
 		return nil
 	}
-	s := c.shard(tok)
+	s := c.shard(k)
 	s.mu.RLock()
-	cl := s.m[tok]
+	cl := s.m[*k]
 	s.mu.RUnlock()
 	if cl == nil || !now.Before(cl.ExpiresAt) {
 		return nil
@@ -54,11 +66,11 @@ func (c *claimsCache) get(tok string, now time.Time) *token.Claims {
 	return cl
 }
 
-func (c *claimsCache) put(tok string, cl *token.Claims, now time.Time) {
+func (c *claimsCache) put(k *cacheKey, cl *token.Claims, now time.Time) {
 	if c.limit == 0 {
 		return
 	}
-	s := c.shard(tok)
+	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= c.limit {
@@ -78,7 +90,7 @@ func (c *claimsCache) put(tok string, cl *token.Claims, now time.Time) {
 			}
 		}
 	}
-	s.m[tok] = cl
+	s.m[*k] = cl
 }
 
 func (c *claimsCache) len() int {

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -23,6 +24,10 @@ const MaxMessageSize = 1 << 20
 // Check is turned into a denial, so a bug can never make Envoy fail open or take the process down.
 func NewGRPCServer(s *Server, hs *health.Server, log *slog.Logger) *grpc.Server {
 	g := grpc.NewServer(
+		grpc.ForceServerCodecV2(newResponseCodec(s)),
+		// Long-lived workers keep the stack a decision needs; a goroutine per request would grow a fresh one each
+		// time (stack copying was ~8% of a request's CPU). Requests beyond the workers still get a goroutine.
+		grpc.NumStreamWorkers(uint32(64*runtime.GOMAXPROCS(0))),
 		grpc.MaxRecvMsgSize(MaxMessageSize),
 		grpc.MaxSendMsgSize(MaxMessageSize),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(s, log)),

@@ -86,7 +86,7 @@ func (panickingRevocations) Revoked(context.Context, string, string, string, tim
 
 func TestPanicBecomesDenial(t *testing.T) {
 	h := newHarness(t)
-	srv, err := New(Config{Policy: h.srv.policy.Load(), Verifier: h.srv.verifier, Revocations: panickingRevocations{}, Now: h.srv.now})
+	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: panickingRevocations{}, Now: h.srv.now})
 	if err != nil {
 		t.Fatal(err)
 	}

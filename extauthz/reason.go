@@ -14,7 +14,11 @@ const (
 	ReasonTokenInvalid     = "token_invalid" // the Authorization header is not exactly one Bearer token
 	ReasonTokenRevoked     = "token_revoked"
 	ReasonStoreUnavailable = "store_unavailable"
-	ReasonInternal         = "internal_error"
+	// ReasonStoreReset: the token was issued before the store lost its data (and with it, maybe, its revocation).
+	ReasonStoreReset = "store_reset"
+	// ReasonRevocationStale: the revocation replica has not heard from Redis within revocation.max_staleness.
+	ReasonRevocationStale = "revocation_stale"
+	ReasonInternal        = "internal_error"
 )
 
 // outcome is one decision before it is rendered for Envoy.

@@ -39,6 +39,16 @@ func authorizationValues(h *authv3.AttributeContext_HttpRequest, buf []string) [
 // Authorization header, and ReasonTokenInvalid for anything ambiguous: two headers, another scheme, two tokens,
 // characters outside RFC 6750's b64token.
 func bearerToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
+	tok, reason = bearerCandidate(h)
+	if reason == "" && !validB64Token(tok) {
+		return "", ReasonTokenInvalid
+	}
+	return tok, reason
+}
+
+// bearerCandidate is bearerToken without the character check, which the decider runs only for tokens that are not
+// in its cache: a cached token is the very string that passed it before.
+func bearerCandidate(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
 	var arr [2]string
 	vals := authorizationValues(h, arr[:0])
 	switch len(vals) {
@@ -60,18 +70,29 @@ func bearerToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
 	if rest == "" {
 		return "", ReasonTokenInvalid
 	}
-	for i := 0; i < len(rest); i++ {
-		if !isB64TokenChar(rest[i]) {
-			return "", ReasonTokenInvalid
-		}
-	}
 	return rest, ""
 }
 
-func isB64TokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+// validB64Token reports whether every character is in RFC 6750's b64token alphabet.
+func validB64Token(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if !isB64TokenChar(tok[i]) {
+			return false
+		}
+	}
+	return true
 }
+
+func isB64TokenChar(c byte) bool { return b64TokenChars[c] }
+
+// b64TokenChars is RFC 6750's b64token alphabet as a table: a token is scanned on every request.
+var b64TokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+	}
+	return t
+}()
 
 // NewCheckRequest builds an Envoy-shaped CheckRequest, as Envoy's ext_authz filter sends it, for `gatehouse check`
 // and tests. Header names are lower-cased like Envoy does.

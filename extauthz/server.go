@@ -6,6 +6,7 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -13,12 +14,21 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"gatehouse/policy"
+	"gatehouse/store"
 	"gatehouse/token"
 )
 
 // Revocations answers whether a verified token was revoked. Implementations make at most one store round trip.
+// Besides plain errors (503 store_unavailable) they may return store.ErrStoreReset (401 store_reset: the token
+// predates a loss of the store's data) and store.ErrStale (503 revocation_stale: a replica lost touch).
 type Revocations interface {
 	Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error)
+}
+
+// localRevocations is implemented by Revocations that answer from memory without I/O (the Redis replica, the
+// in-memory store): Check then skips the per-request deadline, which only exists to bound a network call.
+type localRevocations interface {
+	Local() bool
 }
 
 // Verifier verifies a token of a wanted type.
@@ -35,23 +45,27 @@ type Config struct {
 	Logger      *slog.Logger // audit lines for denials
 	Now         func() time.Time
 	// RevocationTimeout bounds the revocation lookup; it must stay well under Envoy's ext_authz timeout so a slow
-	// store becomes our 503, not Envoy's status_on_error.
+	// store becomes our 503, not Envoy's status_on_error. Unused when the Revocations are local.
 	RevocationTimeout time.Duration // default 100ms
 	// CacheSize bounds the verified-token cache (entries); 0 means the default 100,000, negative disables it.
 	CacheSize int
+	// Browser turns on browser sessions (access cookie, CSRF check, redirects to the portal; browser.go).
+	Browser *BrowserConfig
 }
 
 // Server implements authv3.AuthorizationServer.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	policy      atomic.Pointer[policy.Policy]
+	policy      atomic.Pointer[compiled]
 	verifier    Verifier
 	revocations Revocations
+	revLocal    bool
 	resp        *responder
 	log         *slog.Logger
 	now         func() time.Time
 	revTimeout  time.Duration
 	cache       *claimsCache
+	browser     *browser // nil: Bearer only
 }
 
 // New builds a Server. Policy, Verifier and Revocations are required.
@@ -79,29 +93,45 @@ func New(c Config) (*Server, error) {
 	}
 	s := &Server{verifier: c.Verifier, revocations: c.Revocations, resp: newResponder(c.Headers), log: c.Logger,
 		now: c.Now, revTimeout: c.RevocationTimeout, cache: newClaimsCache(c.CacheSize)}
-	s.policy.Store(c.Policy)
+	if l, ok := c.Revocations.(localRevocations); ok {
+		s.revLocal = l.Local()
+	}
+	var err error
+	if s.browser, err = newBrowser(c.Browser); err != nil {
+		return nil, fmt.Errorf("extauthz: %w", err)
+	}
+	s.policy.Store(compile(c.Policy))
 	return s, nil
 }
 
 // SetPolicy swaps the policy atomically: each Check sees exactly one policy version.
-func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(compile(p)) }
 
-// Check decides one request. It never returns an error.
+// Check decides one request. It never returns an error. Responses that do not depend on the caller (denials,
+// public allows) and the metadata of every response are rendered once per policy version; an authenticated allow
+// costs one allocation for the caller's identity headers.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	o, claims := s.decide(ctx, req)
-	if o.allowed() {
-		return s.resp.allow(o, claims), nil
+	c := s.policy.Load()
+	o, claims := s.decide(ctx, c.policy, req)
+	switch {
+	case o.allowed() && claims != nil:
+		return s.allow(c, o, claims), nil
+	case o.allowed():
+		return c.response(s.resp, o), nil
+	}
+	if r := s.browserDeny(ctx, req, o, claims); r != nil {
+		return r, nil
 	}
 	s.audit(ctx, req, o, claims)
-	return s.resp.deny(o), nil
+	return c.response(s.resp, o), nil
 }
 
-func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (outcome, *token.Claims) {
+// decide returns the outcome and, once the token verified, its claims.
+func (s *Server) decide(ctx context.Context, p *policy.Policy, req *authv3.CheckRequest) (outcome, *token.Claims) {
 	h := httpRequest(req)
 	if h == nil || h.GetMethod() == "" || h.GetPath() == "" {
 		return outcome{status: 400, reason: ReasonMalformedRequest}, nil
 	}
-	p := s.policy.Load()
 	path, err := policy.CanonicalPath(h.GetPath())
 	if err != nil {
 		return outcome{status: 400, reason: policy.ReasonNonCanonicalPath}, nil
@@ -115,7 +145,7 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (outcome,
 	}
 	claims, reason := s.authenticate(h)
 	if claims == nil {
-		return outcome{status: 401, reason: reason, rule: rule}, nil
+		return outcome{status: unauthenticatedStatus(reason), reason: reason, rule: rule}, nil
 	}
 	if o, ok := s.checkRevoked(ctx, claims, rule); !ok {
 		return o, claims
@@ -128,27 +158,38 @@ func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (outcome,
 
 // authenticate returns verified access-token claims, or nil and the reason.
 func (s *Server) authenticate(h *authv3.AttributeContext_HttpRequest) (*token.Claims, string) {
-	raw, reason := bearerToken(h)
+	raw, reason := bearerCandidate(h) // characters checked below, for tokens not in the cache
+	if reason == ReasonTokenMissing {
+		raw, reason = s.browser.cookieToken(h)
+	}
 	if reason != "" {
 		return nil, reason
 	}
 	now := s.now()
-	if c := s.cache.get(raw, now); c != nil {
+	key := keyOf(raw)
+	if c := s.cache.get(&key, now); c != nil {
 		return c, ""
+	}
+	if !validB64Token(raw) {
+		return nil, ReasonTokenInvalid
 	}
 	c, err := s.verifier.Verify(raw, token.Access)
 	if err != nil {
 		return nil, token.Reason(err)
 	}
-	s.cache.put(raw, c, now)
+	s.cache.put(&key, c, now)
 	return c, ""
 }
 
+// checkRevoked runs on every request, cached token or not.
 func (s *Server) checkRevoked(ctx context.Context, c *token.Claims, rule *policy.Rule) (outcome, bool) {
-	ctx, cancel := context.WithTimeout(ctx, s.revTimeout)
-	defer cancel()
-	revoked, err := s.revocations.Revoked(ctx, c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	revoked, err := s.revoked(ctx, c)
 	switch {
+	case errors.Is(err, store.ErrStoreReset):
+		return outcome{status: 401, reason: ReasonStoreReset, rule: rule}, false
+	case errors.Is(err, store.ErrStale):
+		// The replica logs losing and regaining Redis; a line per request would flood the log.
+		return outcome{status: 503, reason: ReasonRevocationStale, rule: rule}, false
 	case err != nil:
 		s.log.LogAttrs(ctx, slog.LevelError, "revocation lookup failed", slog.String("event", "authz.store_error"),
 			slog.String("error", err.Error()))
@@ -159,8 +200,20 @@ func (s *Server) checkRevoked(ctx context.Context, c *token.Claims, rule *policy
 	return outcome{}, true
 }
 
+func (s *Server) revoked(ctx context.Context, c *token.Claims) (bool, error) {
+	if s.revLocal {
+		return s.revocations.Revoked(ctx, c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.revTimeout)
+	defer cancel()
+	return s.revocations.Revoked(ctx, c.ID, c.SessionID, c.Subject, c.IssuedAt)
+}
+
 // audit writes one line per denial. It never logs headers, tokens or the query string.
 func (s *Server) audit(ctx context.Context, req *authv3.CheckRequest, o outcome, c *token.Claims) {
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return // building the line allocates; skip it when nobody reads it
+	}
 	h := httpRequest(req)
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("event", "authz.deny"), slog.Int("status", o.status), slog.String("reason", o.reason))

@@ -199,7 +199,7 @@ func TestAllowSetsIdentityHeadersAndStripsClientCopies(t *testing.T) {
 
 func TestConfigurableHeaderNames(t *testing.T) {
 	h := newHarness(t)
-	p := h.srv.policy.Load()
+	p := h.srv.policy.Load().policy
 	srv, err := New(Config{Policy: p, Verifier: h.srv.verifier, Revocations: h.store, Now: h.srv.now,
 		Headers: HeaderNames{UserID: "x-sub", Username: "x-name", Roles: "x-groups"}})
 	if err != nil {
@@ -217,7 +217,7 @@ func TestConfigurableHeaderNames(t *testing.T) {
 
 func TestStoreUnavailableIs503(t *testing.T) {
 	h := newHarness(t)
-	srv, err := New(Config{Policy: h.srv.policy.Load(), Verifier: h.srv.verifier, Revocations: failingRevocations{},
+	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: failingRevocations{},
 		Now: h.srv.now, Logger: h.srv.log})
 	if err != nil {
 		t.Fatal(err)
