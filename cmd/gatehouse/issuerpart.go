@@ -58,8 +58,12 @@ func newIssuerPart(a *app, u *users.Directory) (issuerPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
+	handler, err := a.withPortal(srv, srv.Handler())
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
 	return &httpIssuer{srv: srv, http: &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

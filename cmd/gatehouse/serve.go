@@ -151,8 +151,23 @@ func newApp(cfgPath string, log *slog.Logger) (*app, error) {
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if a.cfg.Authz.Enabled {
 		h := a.cfg.Authz.Headers
-		a.authz, err = extauthz.New(extauthz.Config{Policy: p, Verifier: a.verifier, Revocations: a.store, Logger: log,
-			Headers: extauthz.HeaderNames{UserID: h.UserID, Username: h.Username, Roles: h.Roles}})
+		// The decider reads revocations from the replica when there is one; the issuer keeps the store.
+		revs := extauthz.Revocations(a.store)
+		if rs, ok := a.store.(replicatedStore); ok {
+			revs = rs.replica
+		}
+		cacheSize := a.cfg.Authz.TokenCacheSize
+		if cacheSize == 0 {
+			cacheSize = -1 // configured off; extauthz reads 0 as "default"
+		}
+		browser, err := a.browserConfig()
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.authz, err = extauthz.New(extauthz.Config{Policy: p, Verifier: a.verifier, Revocations: revs, Logger: log,
+			Headers: extauthz.HeaderNames{UserID: h.UserID, Username: h.Username, Roles: h.Roles}, CacheSize: cacheSize,
+			Browser: browser})
 		if err != nil {
 			a.close()
 			return nil, err
@@ -218,17 +233,48 @@ func (a *app) openStore() (backend, error) {
 		}
 		return memstore.New(time.Now), nil
 	}
-	s, err := redisstore.Open(a.cfg.Redis.URL, a.cfg.Redis.Prefix, time.Now)
+	// Revocation events stay in the stream for the longest token lifetime: a replica away for longer reloads.
+	t := a.cfg.Tokens
+	retention := max(t.AccessTTL.D(), t.RefreshTTL.D()) + t.Leeway.D()
+	s, err := redisstore.Open(a.cfg.Redis.URL, a.cfg.Redis.Prefix, time.Now,
+		redisstore.WithLogger(a.log), redisstore.WithStreamRetention(retention))
 	if err != nil {
 		return nil, fmt.Errorf("redis.url: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	reachable := true
 	if err := s.Ping(ctx); err != nil {
 		// Not fatal: Redis may come up after us. Until it answers, protected routes get 503 and readiness is false.
 		a.log.Warn("redis does not answer yet", "event", "serve.redis_unreachable", "error", err.Error())
+		reachable = false
 	}
-	return s, nil
+	if a.cfg.Revocation.Mode != config.RevocationReplica || !a.cfg.Authz.Enabled {
+		return s, nil
+	}
+	staleness := a.cfg.Revocation.MaxStaleness.D()
+	r := s.StartReplica(redisstore.ReplicaOptions{MaxStaleness: staleness, Logger: a.log})
+	if reachable {
+		// Serve with the revocations loaded if Redis lets us; a big set takes seconds to load.
+		wctx, wcancel := context.WithTimeout(context.Background(), max(5*time.Second, 2*staleness))
+		defer wcancel()
+		if err := r.WaitFresh(wctx); err != nil {
+			a.log.Warn("revocation replica not loaded yet: protected routes answer 503 until it is", "event", "serve.replica_loading")
+		}
+	}
+	return replicatedStore{Store: s, replica: r}, nil
+}
+
+// replicatedStore is the Redis store plus the in-memory revocation replica the decider reads (revocation.mode:
+// replica). Everything else, the issuer included, uses the store; Close stops the replica first.
+type replicatedStore struct {
+	*redisstore.Store
+	replica *redisstore.Replica
+}
+
+func (r replicatedStore) Close() error {
+	_ = r.replica.Close()
+	return r.Store.Close()
 }
 
 // start opens the listeners. It returns once both accept connections.
@@ -327,11 +373,15 @@ func printDevBanner(w io.Writer, a *app) {
 	if a.issuerAddr != nil {
 		iss = "http://" + a.issuerAddr.String()
 	}
+	portal := ""
+	if a.issuerAddr != nil && a.cfg.Portal.Enabled {
+		portal = "  web portal:     " + a.cfg.Portal.URL + "/  (sign in with a browser)\n"
+	}
 	fmt.Fprintf(w, strings.TrimLeft(`
 Gatehouse is running in DEV MODE (in-memory store, demo policy and users, ephemeral key).
   ext_authz gRPC: %s
   issuer HTTP:    %s
-
+%s
 Try it (in another terminal):
   # log in as a demo user (alice/alice-demo-pw is a "user"; bob/bob-demo-pw an "admin")
   TOKEN=$(curl -s %s/auth/login -d '{"username":"alice","password":"alice-demo-pw"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
@@ -342,5 +392,5 @@ Try it (in another terminal):
   go run ./cmd/gatehouse policy explain deploy/dev/policy.yaml --method GET --path /orders/1 --roles guest
 
 Press Ctrl-C to stop.
-`, "\n"), authz, iss, iss, authz, authz, authz)
+`, "\n"), authz, iss, portal, iss, authz, authz, authz)
 }

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"gatehouse/extauthz"
+	"gatehouse/password"
+	"gatehouse/store/redistest"
+	"gatehouse/token"
+)
+
+// servedApp is `gatehouse serve` running in-process on loopback ports.
+type servedApp struct {
+	*app
+	dir    string
+	logs   *syncBuffer
+	authz  authv3.AuthorizationClient
+	health healthpb.HealthClient
+	base   string
+}
+
+// startServe writes a config (real Redis when redisAddr is set, a generated Ed25519 key, the demo policy, users with
+// cheap hashes) and starts the app.
+func startServe(t *testing.T, redisAddr string) *servedApp {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "policy.yaml", string(policySrc))
+	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	alice, _ := password.Hash("alice-pw", cheap, rand.Reader)
+	bob, _ := password.Hash("bob-pw", cheap, rand.Reader)
+	writeFile(t, dir, "users.yaml", fmt.Sprintf("users:\n  - {id: u-1, username: alice, password_hash: %q, roles: [user]}\n  - {id: u-2, username: bob, password_hash: %q, roles: [admin]}\n", alice, bob))
+	redis := ""
+	if redisAddr != "" {
+		redis = fmt.Sprintf("redis: {url: \"redis://%s/0\"}\n", redisAddr)
+	}
+	cfg := writeFile(t, dir, "gatehouse.yaml", `authz: {listen: 127.0.0.1:0}
+issuer: {listen: 127.0.0.1:0, url: https://login.gatehouse.test}
+policy: policy.yaml
+users: users.yaml
+keys: {dir: keys}
+`+redis)
+	logs := &syncBuffer{}
+	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.shutdown(5 * time.Second) })
+	conn, err := grpc.NewClient(a.authzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &servedApp{app: a, dir: dir, logs: logs, authz: authv3.NewAuthorizationClient(conn),
+		health: healthpb.NewHealthClient(conn), base: "http://" + a.issuerAddr.String()}
+}
+
+func (s *servedApp) post(t *testing.T, path, body, bearer string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.base+path, strings.NewReader(body))
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+// check asks the sidecar over gRPC, the way Envoy does, and returns the HTTP status and reason it decided.
+func (s *servedApp) check(t *testing.T, method, path, tok string) (int, string) {
+	t.Helper()
+	hs := map[string]string{}
+	if tok != "" {
+		hs["authorization"] = "Bearer " + tok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := s.authz.Check(ctx, extauthz.NewCheckRequest(method, "api.example.com", path, hs))
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	reason := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue()
+	if resp.GetOkResponse() != nil {
+		return 200, reason
+	}
+	return int(resp.GetDeniedResponse().GetStatus().GetCode()), reason
+}
+
+// TestServeEndToEnd is the issuer and the sidecar together on real Redis: log in over HTTP, use the token at the
+// sidecar over gRPC, refresh, replay the spent refresh token, and see the sidecar deny the session.
+func TestServeEndToEnd(t *testing.T) {
+	s := startServe(t, redistest.Start(t))
+
+	code, login := s.post(t, "/auth/login", `{"username":"ALICE","password":"alice-pw"}`, "")
+	if code != 200 || login["token_type"] != "Bearer" || login["session_id"] == "" {
+		t.Fatalf("login: %d %v", code, login)
+	}
+	access, refresh := login["access_token"].(string), login["refresh_token"].(string)
+	if st, r := s.check(t, "GET", "/users/profile", access); st != 200 {
+		t.Fatalf("sidecar with a fresh access token: %d %s", st, r)
+	}
+	if st, r := s.check(t, "DELETE", "/admin/users/u-9", access); st != 403 || r != "forbidden" {
+		t.Fatalf("user deleting users: %d %s", st, r)
+	}
+	if st, r := s.check(t, "GET", "/users/profile", refresh); st != 401 || r != "token_wrong_type" {
+		t.Fatalf("refresh token at the sidecar: %d %s", st, r)
+	}
+
+	code, rotated := s.post(t, "/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, refresh), "")
+	if code != 200 || rotated["refresh_token"] == refresh {
+		t.Fatalf("refresh: %d %v", code, rotated)
+	}
+	newAccess := rotated["access_token"].(string)
+	if st, _ := s.check(t, "GET", "/users/profile", newAccess); st != 200 {
+		t.Fatalf("rotated access token: %d", st)
+	}
+
+	// The spent refresh token comes back: theft. 401, and the whole session is gone.
+	if code, body := s.post(t, "/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, refresh), ""); code != 401 {
+		t.Fatalf("reused refresh token: %d %v", code, body)
+	}
+	for _, tok := range []string{access, newAccess} {
+		if st, r := s.check(t, "GET", "/users/profile", tok); st != 401 || r != "token_revoked" {
+			t.Fatalf("session access token after reuse detection: %d %s", st, r)
+		}
+	}
+	if code, _ := s.post(t, "/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, rotated["refresh_token"]), ""); code != 401 {
+		t.Fatalf("the rotated refresh token must die with the session: %d", code)
+	}
+	if !strings.Contains(s.logs.String(), `"event":"refresh_reuse"`) {
+		t.Errorf("no audit event for the reuse")
+	}
+
+	// Logout: another session, then the sidecar denies it.
+	_, login2 := s.post(t, "/auth/login", `{"username":"bob","password":"bob-pw"}`, "")
+	bobAccess := login2["access_token"].(string)
+	if st, _ := s.check(t, "DELETE", "/admin/users/u-9", bobAccess); st != 200 {
+		t.Fatalf("admin delete: %d", st)
+	}
+	if code, _ := s.post(t, "/auth/logout", "", bobAccess); code != 204 {
+		t.Fatalf("logout: %d", code)
+	}
+	if st, r := s.check(t, "DELETE", "/admin/users/u-9", bobAccess); st != 401 || r != "token_revoked" {
+		t.Fatalf("after logout: %d %s", st, r)
+	}
+	for _, secret := range []string{"alice-pw", "bob-pw", access, refresh, bobAccess} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Fatalf("logs leak a secret")
+		}
+	}
+}
+
+func TestServeReloadsPolicyAndKeepsTheOldOneOnError(t *testing.T) {
+	s := startServe(t, "")
+	_, login := s.post(t, "/auth/login", `{"username":"alice","password":"alice-pw"}`, "")
+	access := login["access_token"].(string)
+	if st, _ := s.check(t, "GET", "/me", access); st != 200 {
+		t.Fatalf("before reload: %d", st)
+	}
+	// A broken policy is refused; the running one keeps serving.
+	writeFile(t, s.dir, "policy.yaml", "routes: [{name: x}]\n")
+	s.reload()
+	if st, _ := s.check(t, "GET", "/me", access); st != 200 {
+		t.Fatalf("broken policy replaced the running one: %d", st)
+	}
+	if !strings.Contains(s.logs.String(), "serve.reload_failed") {
+		t.Errorf("refused reload not logged")
+	}
+	// A good one replaces it.
+	writeFile(t, s.dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\n  admin: {permissions: [q]}\nroutes:\n  - name: me-admin\n    match: {path: /me}\n    roles: [admin]\n")
+	s.reload()
+	if st, r := s.check(t, "GET", "/me", access); st != 403 || r != "forbidden" {
+		t.Fatalf("after reload: %d %s", st, r)
+	}
+}
+
+func TestServeHealthAndDevMode(t *testing.T) {
+	s := startServe(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if r, err := s.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc health: %v %v", r, err)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/.well-known/jwks.json"} {
+		resp, err := http.Get(s.base + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", p, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	dev, err := newApp("", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.close()
+	if !dev.devMode || dev.authz == nil || dev.issuer == nil || !dev.keys.CanSign() {
+		t.Fatalf("dev mode app incomplete")
+	}
+}
+
+// syncBuffer is a log sink the servers write to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
