@@ -39,9 +39,17 @@ type Config struct {
 	MFA    MFA    `yaml:"mfa"`
 	// Portal configures the web sign-in portal (served by the issuer) and browser sessions (read by the decider).
 	Portal Portal `yaml:"portal"`
+	// Admin serves /metrics, /healthz and /readyz on their own address (for deciders without the issuer).
+	Admin Admin `yaml:"admin"`
 
 	// File is the absolute path the config was loaded from ("" for the built-in dev config).
 	File string `yaml:"-"`
+}
+
+// Admin configures the operations endpoint.
+type Admin struct {
+	// Listen is host:port for /metrics, /healthz and /readyz; empty means off (the issuer serves them too).
+	Listen string `yaml:"listen"`
 }
 
 // Authz configures the ext_authz gRPC decision server.
@@ -377,6 +385,15 @@ func (c *Config) validate(lines map[string]int) error {
 	}
 	if !c.Authz.Enabled && !c.Issuer.Enabled {
 		bad("authz.enabled", "both authz and issuer are disabled: nothing to serve")
+	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			bad("admin.listen", "want host:port, got %q", c.Admin.Listen)
+		}
+	}
+	if c.Tokens.MFATTL.D() > time.Hour {
+		// The issuer voids MFA challenges issued before a lockout for an hour; a longer-lived one would outlive that.
+		bad("tokens.mfa_ttl", "must be at most 1h")
 	}
 	if c.Authz.Enabled {
 		if _, _, err := net.SplitHostPort(c.Authz.Listen); err != nil {

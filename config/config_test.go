@@ -72,6 +72,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad header", "policy: p\nusers: u\nauthz: {headers: {user_id: \"X User\"}}\n", []string{"authz.headers.user_id: want a lower-case header name"}},
 		{"two errors reported together", "polcy: p\nusers: u\nfoo: 1\n", []string{"c.yaml:1: polcy: unknown key", "c.yaml:3: foo: unknown key"}},
 		{"empty", "", []string{"empty config file"}},
+		{"bad admin listen", "policy: p\nusers: u\nadmin: {listen: nope}\n", []string{"c.yaml:3: admin.listen: want host:port"}},
+		{"mfa ttl too long", "policy: p\nusers: u\ntokens: {mfa_ttl: 2h}\n", []string{"c.yaml:3: tokens.mfa_ttl: must be at most 1h"}},
 		{"nothing enabled", "policy: p\nauthz: {enabled: false}\nissuer: {enabled: false}\n", []string{"c.yaml:2: authz.enabled: both authz and issuer are disabled"}},
 		{"bad revocation mode", "policy: p\nusers: u\nrevocation: {mode: lazy}\n", []string{"c.yaml:3: revocation.mode: want replica or strict"}},
 		{"staleness too small", "policy: p\nusers: u\nrevocation:\n  max_staleness: 10ms\n", []string{"c.yaml:4: revocation.max_staleness: must be at least 100ms"}},

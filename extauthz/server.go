@@ -51,6 +51,14 @@ type Config struct {
 	CacheSize int
 	// Browser turns on browser sessions (access cookie, CSRF check, redirects to the portal; browser.go).
 	Browser *BrowserConfig
+	// Observer receives every decision (metrics); nil observes nothing.
+	Observer Observer
+}
+
+// Observer is told about every decision. It is called on the hot path, so it must not block or allocate.
+type Observer interface {
+	Decided(status int, reason, rule string, took time.Duration)
+	TokenCache(hit bool)
 }
 
 // Server implements authv3.AuthorizationServer.
@@ -66,6 +74,7 @@ type Server struct {
 	revTimeout  time.Duration
 	cache       *claimsCache
 	browser     *browser // nil: Bearer only
+	obs         Observer // nil: none
 }
 
 // New builds a Server. Policy, Verifier and Revocations are required.
@@ -92,7 +101,7 @@ func New(c Config) (*Server, error) {
 		c.CacheSize = 0
 	}
 	s := &Server{verifier: c.Verifier, revocations: c.Revocations, resp: newResponder(c.Headers), log: c.Logger,
-		now: c.Now, revTimeout: c.RevocationTimeout, cache: newClaimsCache(c.CacheSize)}
+		now: c.Now, revTimeout: c.RevocationTimeout, cache: newClaimsCache(c.CacheSize), obs: c.Observer}
 	if l, ok := c.Revocations.(localRevocations); ok {
 		s.revLocal = l.Local()
 	}
@@ -111,8 +120,16 @@ func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(compile(p)) }
 // public allows) and the metadata of every response are rendered once per policy version; an authenticated allow
 // costs one allocation for the caller's identity headers.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
 	c := s.policy.Load()
 	o, claims := s.decide(ctx, c.policy, req)
+	if s.obs != nil {
+		rule := ""
+		if o.rule != nil {
+			rule = o.rule.Name
+		}
+		s.obs.Decided(o.status, o.reason, rule, time.Since(start))
+	}
 	switch {
 	case o.allowed() && claims != nil:
 		return s.allow(c, o, claims), nil
@@ -168,7 +185,13 @@ func (s *Server) authenticate(h *authv3.AttributeContext_HttpRequest) (*token.Cl
 	now := s.now()
 	key := keyOf(raw)
 	if c := s.cache.get(&key, now); c != nil {
+		if s.obs != nil {
+			s.obs.TokenCache(true)
+		}
 		return c, ""
+	}
+	if s.obs != nil {
+		s.obs.TokenCache(false)
 	}
 	if !validB64Token(raw) {
 		return nil, ReasonTokenInvalid

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"gatehouse/issuer"
 	"gatehouse/mfa"
 	"gatehouse/token"
@@ -53,7 +51,7 @@ func newIssuerPart(a *app, u *users.Directory) (issuerPart, error) {
 			TokenTTL: c.Tokens.MFATTL.D()},
 		TrustedProxies: c.Issuer.TrustedPrefixes,
 		Logger:         a.log,
-		Registry:       prometheus.NewRegistry(),
+		Registry:       a.ops.registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)

@@ -105,6 +105,10 @@ type app struct {
 	issuerAddr net.Addr
 	issuer     issuerPart
 
+	ops       *ops
+	adminAddr net.Addr
+	stopBg    context.CancelFunc // ends the readiness watcher
+
 	failed chan error
 	mu     sync.Mutex // serialises reloads
 }
@@ -121,7 +125,7 @@ type backend interface {
 }
 
 func newApp(cfgPath string, log *slog.Logger) (*app, error) {
-	a := &app{log: log, failed: make(chan error, 2)}
+	a := &app{log: log, failed: make(chan error, 3), ops: newOps()}
 	var err error
 	if cfgPath == "" {
 		a.devMode = true
@@ -167,7 +171,7 @@ func newApp(cfgPath string, log *slog.Logger) (*app, error) {
 		}
 		a.authz, err = extauthz.New(extauthz.Config{Policy: p, Verifier: a.verifier, Revocations: revs, Logger: log,
 			Headers: extauthz.HeaderNames{UserID: h.UserID, Username: h.Username, Roles: h.Roles}, CacheSize: cacheSize,
-			Browser: browser})
+			Browser: browser, Observer: a.ops.decider})
 		if err != nil {
 			a.close()
 			return nil, err
@@ -248,6 +252,8 @@ func (a *app) openStore() (backend, error) {
 		// Not fatal: Redis may come up after us. Until it answers, protected routes get 503 and readiness is false.
 		a.log.Warn("redis does not answer yet", "event", "serve.redis_unreachable", "error", err.Error())
 		reachable = false
+	} else {
+		a.warnIfNotPersistent(ctx, s)
 	}
 	if a.cfg.Revocation.Mode != config.RevocationReplica || !a.cfg.Authz.Enabled {
 		return s, nil
@@ -301,7 +307,18 @@ func (a *app) start() error {
 		a.issuerAddr = addr
 		a.log.Info("issuer HTTP server listening", "event", "serve.listen", "addr", addr.String(), "url", a.cfg.Issuer.URL)
 	}
-	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if a.cfg.Admin.Listen != "" {
+		addr, err := a.startAdmin(a.cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		a.adminAddr = addr
+		a.log.Info("admin HTTP server listening (/metrics, /healthz, /readyz)", "event", "serve.listen", "addr", addr.String())
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	a.stopBg = cancel
+	a.checkReady(bg)
+	go a.watchReadiness(bg)
 	return nil
 }
 
@@ -316,12 +333,14 @@ func (a *app) reload() {
 	p, err := a.loadPolicy()
 	if err != nil {
 		a.log.Error("policy reload refused; keeping the running policy", "event", "serve.reload_failed", "file", a.cfg.Policy, "error", err.Error())
+		a.ops.reloads.Reloaded(false)
 		return
 	}
 	if a.issuer != nil {
 		u, err := a.loadUsers(p)
 		if err != nil {
 			a.log.Error("users reload refused; keeping the running policy and users", "event", "serve.reload_failed", "file", a.cfg.Users, "error", err.Error())
+			a.ops.reloads.Reloaded(false)
 			return
 		}
 		a.issuer.setUsers(u)
@@ -329,15 +348,23 @@ func (a *app) reload() {
 	if a.authz != nil {
 		a.authz.SetPolicy(p)
 	}
+	a.ops.reloads.Reloaded(true)
 	a.log.Info("reloaded policy and users", "event", "serve.reload")
 }
 
 // shutdown stops taking new work, lets in-flight requests finish within grace, then closes the store.
 func (a *app) shutdown(grace time.Duration) {
+	if a.stopBg != nil {
+		a.stopBg()
+	}
 	a.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
+	if a.ops.admin != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.ops.admin.Shutdown(ctx) }()
+	}
 	if a.grpc != nil {
 		wg.Add(1)
 		go func() {

@@ -249,3 +249,92 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestServeAdminMetricsAndReadiness runs a decider-only Gatehouse (issuer off) with admin.listen: metrics count
+// decisions and reloads, and readiness follows the store.
+func TestServeAdminMetricsAndReadiness(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.Options{})
+	dir := t.TempDir()
+	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\nroutes:\n  - name: open\n    match: {path: /open}\n    public: true\n  - name: me\n    match: {path: /me}\n    permissions: [p]\n")
+	cfg := writeFile(t, dir, "gatehouse.yaml", fmt.Sprintf(`authz: {listen: 127.0.0.1:0}
+issuer: {enabled: false}
+admin: {listen: 127.0.0.1:0}
+policy: policy.yaml
+keys: {dir: keys}
+redis: {url: "redis://%s/0"}
+revocation: {mode: strict}
+`, srv.Addr))
+	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.shutdown(5 * time.Second) })
+	if a.issuer != nil {
+		t.Fatal("issuer must be off")
+	}
+	admin := "http://" + a.adminAddr.String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("readyz with Redis up: %d", code)
+	}
+
+	conn, err := grpc.NewClient(a.authzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	client := authv3.NewAuthorizationClient(conn)
+	for _, p := range []string{"/open", "/open", "/me"} {
+		if _, err := client.Check(ctx, extauthz.NewCheckRequest("GET", "h", p, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, dir, "policy.yaml", "not: [valid")
+	a.reload()
+	_, body := get("/metrics")
+	for _, want := range []string{
+		`gatehouse_authz_decisions_total{reason="public",result="allow",rule="open",status="200"} 2`,
+		`gatehouse_authz_decisions_total{reason="token_missing",result="deny",rule="me",status="401"} 1`,
+		`gatehouse_config_reloads_total{outcome="failure"} 1`,
+		`gatehouse_config_last_reload_success 0`,
+		"gatehouse_authz_decision_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// Redis goes away: readiness follows, over HTTP and grpc.health.v1.
+	srv.Kill()
+	a.checkReady(context.Background())
+	if code, _ := get("/readyz"); code != 503 {
+		t.Errorf("readyz with Redis down: %d", code)
+	}
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("grpc health with Redis down: %v %v", hc, err)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz is liveness and stays 200: %d", code)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, `gatehouse_store_errors_total{op="ping"}`) {
+		t.Errorf("store errors not counted")
+	}
+}
