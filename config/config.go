@@ -83,10 +83,40 @@ type Issuer struct {
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
 
-// Redis configures the Redis store.
+// Redis configures the Redis store: exactly one of URL, Sentinel and Cluster.
 type Redis struct {
-	URL    string `yaml:"url"`
+	// URL is one Redis: redis://[user:password@]host:port/db, or rediss:// for TLS (the server's certificate is
+	// verified against the system roots; SSL_CERT_FILE adds a private CA).
+	URL string `yaml:"url"`
+	// Sentinel follows a primary and its replicas through Redis Sentinel failovers.
+	Sentinel *RedisSentinel `yaml:"sentinel"`
+	// Cluster uses a Redis Cluster.
+	Cluster *RedisCluster `yaml:"cluster"`
+	// Username and PasswordFile authenticate to the data nodes of a sentinel or cluster deployment, and TLS turns
+	// TLS on towards them (and the sentinels); a url carries its own.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	TLS          bool   `yaml:"tls"`
+	// Prefix starts every key (default "gatehouse:"); no braces, which would change Cluster slots.
 	Prefix string `yaml:"prefix"`
+	// WaitReplicas makes every revocation wait until this many replicas have it (Redis WAIT) and fail (503)
+	// otherwise, so a failover cannot undo an acknowledged revocation; 0 does not wait.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait (default 100ms).
+	WaitTimeout Duration `yaml:"wait_timeout"`
+}
+
+// RedisSentinel names the primary the sentinels monitor and where some of them are.
+type RedisSentinel struct {
+	Master string   `yaml:"master"`
+	Addrs  []string `yaml:"addrs"`
+	// PasswordFile holds the sentinels' own password (requirepass in sentinel.conf), if they have one.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// RedisCluster lists some nodes of a Redis Cluster; the client learns the others.
+type RedisCluster struct {
+	Addrs []string `yaml:"addrs"`
 }
 
 // Revocation modes.
@@ -366,8 +396,14 @@ func (c *Config) resolve(dir string) {
 		abs(&c.Keys.Dir)
 		abs(&c.Keys.HMACSecretFile)
 	}
-	if c.Redis != nil && c.Redis.Prefix == "" {
-		c.Redis.Prefix = "gatehouse:"
+	if c.Redis != nil {
+		if c.Redis.Prefix == "" {
+			c.Redis.Prefix = "gatehouse:"
+		}
+		abs(&c.Redis.PasswordFile)
+		if c.Redis.Sentinel != nil {
+			abs(&c.Redis.Sentinel.PasswordFile)
+		}
 	}
 	if c.Issuer.URL == "" {
 		c.Issuer.URL = "http://" + c.Issuer.Listen
@@ -432,9 +468,7 @@ func (c *Config) validate(lines map[string]int) error {
 		bad("policy", "required")
 	}
 	if c.Redis != nil {
-		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-			bad("redis.url", "want redis:// or rediss:// URL")
-		}
+		c.validateRedis(bad, lines)
 	}
 	if c.Keys != nil && c.Keys.Dir == "" && c.Keys.HMACSecretFile == "" {
 		bad("keys", "set dir (asymmetric keys) or hmac_secret_file (HS256)")
@@ -484,6 +518,75 @@ func (c *Config) validate(lines map[string]int) error {
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateRedis(bad func(key, format string, args ...any), lines map[string]int) {
+	r := c.Redis
+	// A key left out has no line of its own: point at the mapping it is missing from.
+	under := func(key, parent string) string {
+		if lines[key] == 0 {
+			lines[key] = lines[parent]
+		}
+		return key
+	}
+	var set []string
+	for _, k := range []string{"url", "sentinel", "cluster"} {
+		if lines["redis."+k] > 0 {
+			set = append(set, "redis."+k)
+		}
+	}
+	switch {
+	case len(set) == 0:
+		bad("redis", "set one of url (one Redis), sentinel or cluster")
+	case len(set) > 1:
+		bad(set[1], "set only one of url, sentinel and cluster")
+	}
+	if r.URL != "" || lines["redis.url"] > 0 {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			bad("redis.url", "want redis:// or rediss:// URL")
+		} else if u.Query().Has("skip_verify") {
+			bad("redis.url", "skip_verify is not allowed: Redis's certificate is always verified (add a private CA with SSL_CERT_FILE)")
+		}
+		for _, k := range []string{"redis.username", "redis.password_file", "redis.tls"} {
+			if lines[k] > 0 {
+				bad(k, "only for sentinel and cluster: a url carries its own credentials, and rediss:// turns on TLS")
+			}
+		}
+	}
+	if s := r.Sentinel; s != nil {
+		if s.Master == "" {
+			bad(under("redis.sentinel.master", "redis.sentinel"), "required: the name the sentinels monitor the primary under")
+		}
+		checkAddrs(bad, under("redis.sentinel.addrs", "redis.sentinel"), s.Addrs)
+	} else if lines["redis.sentinel"] > 0 {
+		bad("redis.sentinel", "want a mapping with master and addrs")
+	}
+	if cl := r.Cluster; cl != nil {
+		checkAddrs(bad, under("redis.cluster.addrs", "redis.cluster"), cl.Addrs)
+	} else if lines["redis.cluster"] > 0 {
+		bad("redis.cluster", "want a mapping with addrs")
+	}
+	if strings.ContainsAny(r.Prefix, "{}") {
+		bad("redis.prefix", "must not contain { or } (they would change the Redis Cluster slot of every key)")
+	}
+	if r.WaitReplicas < 0 {
+		bad("redis.wait_replicas", "must not be negative (0 does not wait)")
+	}
+	if lines["redis.wait_timeout"] > 0 && (r.WaitTimeout <= 0 || r.WaitTimeout.D() > 5*time.Second) {
+		bad("redis.wait_timeout", "must be between 1ms and 5s")
+	}
+}
+
+// checkAddrs wants at least one address and every one host:port.
+func checkAddrs(bad func(key, format string, args ...any), key string, addrs []string) {
+	if len(addrs) == 0 {
+		bad(key, "at least one host:port is required")
+	}
+	for _, a := range addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			bad(key, "want host:port, got %q", a)
+		}
+	}
 }
 
 // issuerPaths are the issuer's own routes, which the portal's path must not shadow.

@@ -79,6 +79,21 @@ func TestParseErrors(t *testing.T) {
 		{"staleness too small", "policy: p\nusers: u\nrevocation:\n  max_staleness: 10ms\n", []string{"c.yaml:4: revocation.max_staleness: must be at least 100ms"}},
 		{"bad staleness", "policy: p\nusers: u\nrevocation: {max_staleness: soon}\n", []string{"c.yaml:3:", "soon"}},
 		{"negative cache", "policy: p\nusers: u\nauthz: {token_cache_size: -1}\n", []string{"c.yaml:3: authz.token_cache_size: must not be negative"}},
+		{"redis without a target", "policy: p\nusers: u\nredis: {prefix: x}\n", []string{"c.yaml:3: redis: set one of url (one Redis), sentinel or cluster"}},
+		{"redis url and cluster", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  cluster: {addrs: [r:7000]}\n", []string{"c.yaml:5: redis.cluster: set only one of url, sentinel and cluster"}},
+		{"redis sentinel and cluster", "policy: p\nusers: u\nredis:\n  sentinel: {master: m, addrs: [s:26379]}\n  cluster: {addrs: [r:7000]}\n", []string{"c.yaml:5: redis.cluster: set only one of"}},
+		{"sentinel without master", "policy: p\nusers: u\nredis:\n  sentinel:\n    addrs: [s:26379]\n", []string{"c.yaml:4: redis.sentinel.master: required"}},
+		{"sentinel bad addr", "policy: p\nusers: u\nredis:\n  sentinel:\n    master: m\n    addrs: [s1:26379, s2]\n", []string{"c.yaml:6: redis.sentinel.addrs: want host:port, got \"s2\""}},
+		{"sentinel without addrs", "policy: p\nusers: u\nredis: {sentinel: {master: m}}\n", []string{"c.yaml:3: redis.sentinel.addrs: at least one host:port"}},
+		{"empty sentinel", "policy: p\nusers: u\nredis:\n  sentinel:\n", []string{"c.yaml:4: redis.sentinel: want a mapping with master and addrs"}},
+		{"cluster without addrs", "policy: p\nusers: u\nredis:\n  cluster: {addrs: []}\n", []string{"c.yaml:4: redis.cluster.addrs: at least one host:port"}},
+		{"cluster unknown key", "policy: p\nusers: u\nredis:\n  cluster: {nodes: [r:7000]}\n", []string{"c.yaml:4: redis.cluster.nodes: unknown key"}},
+		{"url with password_file", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  password_file: pw\n", []string{"c.yaml:5: redis.password_file: only for sentinel and cluster"}},
+		{"url with tls", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  tls: true\n", []string{"c.yaml:5: redis.tls: only for sentinel and cluster"}},
+		{"url skipping verification", "policy: p\nusers: u\nredis:\n  url: rediss://r:6379?skip_verify=true\n", []string{"c.yaml:4: redis.url: skip_verify is not allowed"}},
+		{"prefix with a brace", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  prefix: \"gh{x}:\"\n", []string{"c.yaml:5: redis.prefix: must not contain { or }"}},
+		{"negative wait_replicas", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  wait_replicas: -1\n", []string{"c.yaml:5: redis.wait_replicas: must not be negative"}},
+		{"zero wait_timeout", "policy: p\nusers: u\nredis:\n  url: redis://r:6379\n  wait_replicas: 1\n  wait_timeout: 0s\n", []string{"c.yaml:6: redis.wait_timeout: must be between 1ms and 5s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +106,52 @@ func TestParseErrors(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+		})
+	}
+}
+
+func TestRedisTargets(t *testing.T) {
+	tests := []struct {
+		name, src string
+		check     func(t *testing.T, r *Redis)
+	}{
+		{"url", "redis: {url: rediss://u:p@r:6380/2, wait_replicas: 1, wait_timeout: 250ms}\n", func(t *testing.T, r *Redis) {
+			if r.URL != "rediss://u:p@r:6380/2" || r.Sentinel != nil || r.Cluster != nil || r.WaitReplicas != 1 ||
+				r.WaitTimeout.D() != 250*time.Millisecond || r.Prefix != "gatehouse:" {
+				t.Errorf("got %+v", r)
+			}
+		}},
+		{"sentinel", `redis:
+  sentinel:
+    master: mymaster
+    addrs: [10.0.0.1:26379, "[fd00::2]:26379"]
+    password_file: secrets/sentinel
+  username: gatehouse
+  password_file: /run/secrets/redis
+  tls: true
+  prefix: "gh:"
+  wait_replicas: 1
+`, func(t *testing.T, r *Redis) {
+			s := r.Sentinel
+			if s == nil || s.Master != "mymaster" || len(s.Addrs) != 2 || s.PasswordFile != "/etc/gh/secrets/sentinel" ||
+				r.Username != "gatehouse" || r.PasswordFile != "/run/secrets/redis" || !r.TLS || r.Prefix != "gh:" ||
+				r.WaitReplicas != 1 || r.WaitTimeout != 0 || r.URL != "" {
+				t.Errorf("got %+v %+v", r, s)
+			}
+		}},
+		{"cluster", "redis: {cluster: {addrs: [r1:7000, r2:7000, r3:7000]}, password_file: pw}\n", func(t *testing.T, r *Redis) {
+			if r.Cluster == nil || len(r.Cluster.Addrs) != 3 || r.PasswordFile != "/etc/gh/pw" || r.Sentinel != nil {
+				t.Errorf("got %+v", r)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("/etc/gh/c.yaml", []byte("policy: p\nusers: u\n"+tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg.Redis)
 		})
 	}
 }

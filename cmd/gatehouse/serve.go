@@ -240,10 +240,16 @@ func (a *app) openStore() (backend, error) {
 	// Revocation events stay in the stream for the longest token lifetime: a replica away for longer reloads.
 	t := a.cfg.Tokens
 	retention := max(t.AccessTTL.D(), t.RefreshTTL.D()) + t.Leeway.D()
-	s, err := redisstore.Open(a.cfg.Redis.URL, a.cfg.Redis.Prefix, time.Now,
-		redisstore.WithLogger(a.log), redisstore.WithStreamRetention(retention))
+	rc := a.cfg.Redis
+	target, err := redisTarget(rc)
 	if err != nil {
-		return nil, fmt.Errorf("redis.url: %w", err)
+		return nil, err
+	}
+	s, err := redisstore.OpenTarget(target, rc.Prefix, time.Now,
+		redisstore.WithLogger(a.log), redisstore.WithStreamRetention(retention),
+		redisstore.WithWaitReplicas(rc.WaitReplicas, rc.WaitTimeout.D()))
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -269,6 +275,35 @@ func (a *app) openStore() (backend, error) {
 		}
 	}
 	return replicatedStore{Store: s, replica: r}, nil
+}
+
+// redisTarget turns the redis section into a redisstore.Target, reading the password files.
+func redisTarget(rc *config.Redis) (redisstore.Target, error) {
+	t := redisstore.Target{URL: rc.URL, Username: rc.Username, TLS: rc.TLS}
+	read := func(key, path string) (string, error) {
+		if path == "" {
+			return "", nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", key, err)
+		}
+		return string(bytes.TrimSpace(b)), nil
+	}
+	var err error
+	if t.Password, err = read("redis.password_file", rc.PasswordFile); err != nil {
+		return t, err
+	}
+	if sn := rc.Sentinel; sn != nil {
+		t.Sentinel = &redisstore.Sentinel{Master: sn.Master, Addrs: sn.Addrs}
+		if t.Sentinel.Password, err = read("redis.sentinel.password_file", sn.PasswordFile); err != nil {
+			return t, err
+		}
+	}
+	if rc.Cluster != nil {
+		t.Cluster = &redisstore.Cluster{Addrs: rc.Cluster.Addrs}
+	}
+	return t, nil
 }
 
 // replicatedStore is the Redis store plus the in-memory revocation replica the decider reads (revocation.mode:

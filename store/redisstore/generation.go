@@ -21,7 +21,20 @@ type generation struct {
 	raw string // the marker as stored, to recognise it without parsing
 }
 
-func (s *Store) genKey() string { return s.prefix + "gen" }
+func (s *Store) genKey() string { return genKey(s.prefix) }
+
+// genKey carries the revocation hash tag: Revoked reads the marker in the same MGET as the revocation keys.
+func genKey(prefix string) string { return prefix + revTag + "gen" }
+
+// SeedGeneration writes a generation marker that began at the Unix epoch, as if the store had been in use forever,
+// so tests (here and in the packages built on the store) may present tokens issued before they started. An empty
+// prefix means DefaultPrefix. Never use it on a Redis that may have lost data: it vouches that none was lost.
+func SeedGeneration(ctx context.Context, client redis.UniversalClient, prefix string) error {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return client.Set(ctx, genKey(prefix), `{"id":"seeded","since_unix_ms":0}`, 0).Err()
+}
 
 func newGeneration(now time.Time) (*generation, error) {
 	var b [16]byte

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Persistence is what Redis says about its durability settings.
@@ -18,14 +21,35 @@ func (p Persistence) Durable() bool { return p.AOF || p.RDB }
 
 // Persistence asks Redis for its persistence settings (CONFIG GET). MFA enrolments and revocations live in Redis,
 // so a server that forgets them on restart loses enrolments and relies on the generation marker for revocations.
-// Managed Redis services that disable CONFIG answer an error; callers should treat that as "unknown", not "off".
+// On a cluster every master is asked, and a setting counts as on only when it is on everywhere. Managed Redis
+// services that disable CONFIG answer an error; callers should treat that as "unknown", not "off".
 func (s *Store) Persistence(ctx context.Context) (Persistence, error) {
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return persistence(ctx, s.client)
+	}
+	all := Persistence{AOF: true, RDB: true}
+	var mu sync.Mutex
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		p, err := persistence(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		all.AOF, all.RDB = all.AOF && p.AOF, all.RDB && p.RDB
+		return err
+	})
+	if err != nil {
+		return Persistence{}, err
+	}
+	return all, nil
+}
+
+func persistence(ctx context.Context, c redis.Cmdable) (Persistence, error) {
 	var p Persistence
-	aof, err := s.client.ConfigGet(ctx, "appendonly").Result()
+	aof, err := c.ConfigGet(ctx, "appendonly").Result()
 	if err != nil {
 		return p, wrap("config get appendonly", err)
 	}
-	save, err := s.client.ConfigGet(ctx, "save").Result()
+	save, err := c.ConfigGet(ctx, "save").Result()
 	if err != nil {
 		return p, wrap("config get save", err)
 	}

@@ -61,9 +61,9 @@ func TestRedisOnly(t *testing.T) {
 		must(t, err)
 
 		want := map[string]int64{ // key -> PEXPIRETIME (-1: none)
-			"rev:jti:j":       untilMs,
-			"rev:sid:s":       untilMs,
-			"rev:user:u":      untilMs,
+			"{rev}:jti:j":     untilMs,
+			"{rev}:sid:s":     untilMs,
+			"{rev}:user:u":    untilMs,
 			"sess:sid":        untilMs,
 			"usess:u":         untilMs,
 			"cnt:k":           base.Add(time.Minute).UnixMilli(),
@@ -73,8 +73,8 @@ func TestRedisOnly(t *testing.T) {
 			"mfa:{u}:backup":  -1,
 			"mfa:{u}:step":    untilMs,
 			"once:c":          untilMs,
-			"revlog":          -1,
-			"revseq":          -1,
+			"{rev}:log":       -1,
+			"{rev}:seq":       -1,
 		}
 		keys, err := raw.Keys(ctx, p+"*").Result()
 		must(t, err)
@@ -98,7 +98,7 @@ func TestRedisOnly(t *testing.T) {
 				t.Errorf("PEXPIRETIME %s = %d, want %d", k, ms, exp)
 			}
 		}
-		if v, _ := raw.Get(ctx, p+"rev:user:u").Result(); v != itoa(base.UnixMilli()) {
+		if v, _ := raw.Get(ctx, p+"{rev}:user:u").Result(); v != itoa(base.UnixMilli()) {
 			t.Errorf("user cut-off stored as %q, want Unix ms %d", v, base.UnixMilli())
 		}
 	})
@@ -142,12 +142,12 @@ func TestRedisOnly(t *testing.T) {
 				t.Fatalf("UseTOTPStep(%d) = %v, %v", step, ok, err)
 			}
 		}
-		for _, k := range []string{"rev:jti:j", "rev:sid:s", "rev:user:u", "mfa:{u}:step"} {
+		for _, k := range []string{"{rev}:jti:j", "{rev}:sid:s", "{rev}:user:u", "mfa:{u}:step"} {
 			if got := raw.PExpireTime(ctx, p+k).Val().Milliseconds(); got != long.UnixMilli() {
 				t.Errorf("%s expires at %d ms, want the later %d", k, got, long.UnixMilli())
 			}
 		}
-		if v := raw.Get(ctx, p+"rev:user:u").Val(); v != strconv.FormatInt(base.Add(time.Second).UnixMilli(), 10) {
+		if v := raw.Get(ctx, p+"{rev}:user:u").Val(); v != strconv.FormatInt(base.Add(time.Second).UnixMilli(), 10) {
 			t.Errorf("user cut-off = %s, want the later one", v)
 		}
 	})
@@ -199,7 +199,7 @@ func TestRedisOnly(t *testing.T) {
 		keys, err := raw.Keys(ctx, p+"*").Result()
 		must(t, err)
 		slices.Sort(keys)
-		if want := []string{p + "gen", p + "revlog", p + "revseq"}; !slices.Equal(keys, want) {
+		if want := []string{p + "{rev}:gen", p + "{rev}:log", p + "{rev}:seq"}; !slices.Equal(keys, want) {
 			t.Errorf("keys left behind: %q, want only %q", keys, want)
 		}
 	})
@@ -256,7 +256,7 @@ func TestRedisOnly(t *testing.T) {
 		s, raw := newStore(t, addr, clock)
 		p := "t:" + t.Name() + ":"
 		must(t, redisstore.SeedGeneration(ctx, raw, p))
-		must(t, raw.Set(ctx, p+"rev:user:u", "not-a-number", time.Hour).Err())
+		must(t, raw.Set(ctx, p+"{rev}:user:u", "not-a-number", time.Hour).Err())
 		if _, err := s.Revoked(ctx, "j", "s", "u", time.Now()); err == nil {
 			t.Error("Revoked with a corrupt cut-off: no error")
 		}

@@ -1,18 +1,19 @@
-// Package redisstore is the Redis store backend (Redis >= 7.0: PEXPIRETIME, PEXPIREAT NX).
+// Package redisstore is the Redis store backend (Redis >= 7.0: PEXPIRETIME, PEXPIREAT NX): one Redis, a primary
+// with replicas under Redis Sentinel, or a Redis Cluster (see Target and OpenTarget).
 //
-// Key layout (every key starts with the prefix, default "gatehouse:"):
+// Key layout (every key starts with the prefix, default "gatehouse:"; {…} is a Redis Cluster hash tag):
 //
-//	rev:jti:<jti>              "1", PXAT = latest revocation expiry
-//	rev:sid:<sid>              "1", PXAT = latest revocation expiry
-//	rev:user:<userID>          cut-off as Unix milliseconds (the latest wins), PXAT = latest expiry
-//	revlog                     stream of revocation events, one per change of a rev:* key, appended by the same
-//	                           script that changes the key: fields n (sequence number), k (jti|sid|user), id,
+//	{rev}:jti:<jti>            "1", PXAT = latest revocation expiry
+//	{rev}:sid:<sid>            "1", PXAT = latest revocation expiry
+//	{rev}:user:<userID>        cut-off as Unix milliseconds (the latest wins), PXAT = latest expiry
+//	{rev}:log                  stream of revocation events, one per change of a revocation key, appended by the
+//	                           same script that changes the key: fields n (sequence number), k (jti|sid|user), id,
 //	                           u (expiry, Unix ms) and, for users, b (cut-off, Unix ms), holding the key's new
 //	                           state. Trimmed by age (XADD MINID ~, Redis's clock) to the stream retention
 //	                           (WithStreamRetention).
-//	revseq                     sequence number of the last event (INCR in the same script): a replica that finds
-//	                           a gap in n, or fewer events than revseq says, knows it missed some
-//	gen                        generation marker {"id": random, "since_unix_ms": when it was created}, no expiry;
+//	{rev}:seq                  sequence number of the last event (INCR in the same script): a replica that finds
+//	                           a gap in n, or fewer events than {rev}:seq says, knows it missed some
+//	{rev}:gen                  generation marker {"id": random, "since_unix_ms": when it was created}, no expiry;
 //	                           see "Data loss" below
 //	sess:<id>                  hash uid un ip ua rid c lu e (times as Unix ns), PXAT = ExpiresAt
 //	usess:<userID>             sorted set of session ids scored by CreatedAt (ms), PXAT = latest session expiry;
@@ -28,6 +29,31 @@
 // Expiry instants are computed from the injected clock and sent as absolute times (PXAT/PEXPIREAT, rounded up to the
 // millisecond), so an entry never dies before its `until`. Redis then expires keys by its own clock.
 //
+// Redis Cluster. Every command, script and transaction that touches several keys keeps them in one slot:
+//   - Revocations: all revocation keys, their stream, its counter and the generation marker share the tag {rev},
+//     so Revoked stays one MGET (one round trip) and a revocation and its event stay one atomic script. The price
+//     is that revocations live on one master (and its replicas): they are small (about 190 bytes each, stream
+//     event included) and written rarely, and the deciders read them from memory (Replica) rather than from
+//     Redis on every request; in strict mode every check goes to that master.
+//   - Sessions: the session and its user's index are two single-key writes in whatever slots they hash to,
+//     the index first, so every live session is in its index whatever fails in between, and an id left in an
+//     index without its session is pruned by ListSessions. No session id needs the user id, and GetSession,
+//     RotateRefresh and TouchSession stay one command on one key.
+//   - MFA: a user's keys share the tag {<userID>} (DeleteMFA's DEL, PutMFA's MULTI).
+//   - Counters, locks and claims are single keys.
+//
+// The prefix must not contain '{' or '}': it would become the hash tag of every key. An id containing braces is
+// harmless: the first '{' of every multi-key key is the tag's, before any id.
+//
+// Sentinel and replication. Redis replicates asynchronously: a failover can promote a replica that misses the last
+// writes the old primary acknowledged. For revocations that would undo a logout, so WithWaitReplicas makes every
+// revocation write WAIT until that many replicas have it, on the connection that wrote it, and fail with
+// ErrNotReplicated otherwise (the issuer answers 503 and the client retries; revoking is idempotent). A retry that
+// finds the revocation in place rewrites its expiry unchanged, so the WAIT covers the earlier, unconfirmed write
+// too. While fewer replicas than required are connected (after a failover, until the old primary rejoins as a
+// replica; for about a second after a replica resyncs) revocations fail closed. Other writes (sessions, counters,
+// MFA state) do not wait: losing one in a failover costs a login, a counter, or the replay record of a TOTP step.
+//
 // Data loss. Redis may forget everything (a restart without persistence, FLUSHALL, a failover to an empty
 // replica), and with it revocations: a revoked token must not become valid again. The gen marker detects it:
 // when it is missing, the first reader to notice writes a new one (SET NX GET, so concurrent detectors agree on
@@ -35,14 +61,17 @@
 // before since with (true, store.ErrStoreReset). Strict mode reads the marker in the same MGET as the revocation
 // keys; a Replica reads it on every poll. A fresh Redis has no marker either, so the first start refuses tokens
 // issued before it, which exist only when upgrading from a version without markers (users log in again once).
-// Not detected: a loss that keeps the marker (a restore from an older backup, a failover to a lagging replica,
-// eviction); run Redis with maxmemory-policy noeviction, and DEL the gen key after such an operation to start a
-// new generation by hand. JWT iat is whole seconds, so tokens issued in the second the reset is detected may be
-// refused too.
+// Not detected: a loss that keeps the marker (a restore from an older backup, a failover to a lagging replica
+// without WithWaitReplicas, eviction); run Redis with maxmemory-policy noeviction, and DEL the gen key after such
+// an operation to start a new generation by hand. JWT iat is whole seconds, so tokens issued in the second the
+// reset is detected may be refused too.
 //
-// Redis Cluster is not supported yet: the MFA keys share a hash tag (so DeleteMFA's DEL and PutMFA's MULTI stay in
-// one slot), but Revoked (MGET of three unrelated keys) and the CreateSession script (session + user index) span
-// slots. Supporting it means one GET per key for Revoked (pipelined) and tagging session ids with their user.
+// Upgrading from the layout without hash tags (rev:*, revlog, revseq, gen): the new marker is missing, so the first
+// start begins a new generation and refuses every token issued before it (users log in again once); revocations
+// in the old keys are not carried over and need not be, since every token they applied to is refused. Sessions
+// keep their keys but their refresh tokens predate the generation, so they end too. Upgrade every instance at
+// once: old and new versions do not see each other's revocations. The old keys may be deleted afterwards (rev:*
+// expire by themselves; DEL revlog revseq gen).
 package redisstore
 
 import (
@@ -51,8 +80,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -60,7 +87,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"gatehouse/store"
 )
@@ -100,6 +126,9 @@ type Store struct {
 	replicas   []*Replica // following this store in this process: told of our own writes at once
 
 	mgets *mgetBatcher // Revoked's MGETs, pipelined with concurrent ones
+
+	waitReplicas int           // revocation writes wait for this many replicas (WithWaitReplicas)
+	waitTimeout  time.Duration // for at most this long
 }
 
 // Option tunes a Store.
@@ -118,7 +147,26 @@ func WithStreamRetention(d time.Duration) Option {
 	}
 }
 
-// New wraps client; the Store owns it from now on (Close closes it). An empty prefix means DefaultPrefix.
+// DefaultWaitTimeout is how long a revocation write waits for its replicas when WithWaitReplicas gives no timeout.
+const DefaultWaitTimeout = 100 * time.Millisecond
+
+// WithWaitReplicas makes every revocation write wait (WAIT) until n replicas have it, for at most timeout (0 means
+// DefaultWaitTimeout), and fail when fewer confirm it: Redis replicates asynchronously, so a failover can lose a
+// write the primary acknowledged, and a revocation must not come undone. A failed write may still have reached
+// the primary; revoking is idempotent, so the caller answers 503 and the client retries. n = 0 (the default)
+// does not wait. With n replicas required, revocations fail while fewer are connected.
+func WithWaitReplicas(n int, timeout time.Duration) Option {
+	return func(s *Store) {
+		s.waitReplicas = max(n, 0)
+		s.waitTimeout = timeout
+		if timeout <= 0 {
+			s.waitTimeout = DefaultWaitTimeout
+		}
+	}
+}
+
+// New wraps client; the Store owns it from now on (Close closes it). An empty prefix means DefaultPrefix; a prefix
+// must not contain '{' or '}' (OpenTarget refuses one), which would change the Cluster slot of every key.
 func New(client redis.UniversalClient, prefix string, now func() time.Time, opts ...Option) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -135,43 +183,6 @@ func New(client redis.UniversalClient, prefix string, now func() time.Time, opts
 		s.log = slog.Default()
 	}
 	return s
-}
-
-// Open connects to the Redis at rawURL with ClientOptions. It does not dial; use Ping to check readiness.
-func Open(rawURL, prefix string, now func() time.Time, opts ...Option) (*Store, error) {
-	opt, err := ClientOptions(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return New(redis.NewClient(opt), prefix, now, opts...), nil
-}
-
-// ClientOptions parses rawURL (redis:// or rediss://, see redis.ParseURL) and applies settings suited to a request
-// path, overriding the URL's: context deadlines reach the socket, short timeouts, a bounded pool and a single retry,
-// because an answer that arrives after Envoy gave up is worthless and a slow "no" is worse than a fast one.
-func ClientOptions(rawURL string) (*redis.Options, error) {
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// url.Error repeats the URL, and with it any password.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("redisstore: invalid redis URL: %w", err)
-	}
-	opt.ContextTimeoutEnabled = true
-	opt.DialTimeout = time.Second
-	// go-redis redials 5 times 100ms apart by default: with Redis down every call would hang ~0.8s instead of
-	// failing (and denying) at once. The one command retry below still redials once.
-	opt.DialerRetries = 1
-	opt.ReadTimeout = 200 * time.Millisecond
-	opt.WriteTimeout = 200 * time.Millisecond
-	opt.PoolTimeout = 200 * time.Millisecond
-	opt.PoolSize = 10 * runtime.GOMAXPROCS(0)
-	opt.MaxRetries = 1
-	// Maintenance notifications are a managed-Redis feature; skipping them saves a handshake per connection.
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return opt, nil
 }
 
 // Close closes the client.
@@ -210,6 +221,20 @@ func required(what, v string) error {
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
 
+// revNode is the client of the node that holds the revocation slot: a cluster's master for revTag, or the client
+// itself. Commands that only make sense on one node go there: SCAN, and a write followed by WAIT.
+func (s *Store) revNode(ctx context.Context) (redis.UniversalClient, error) {
+	cc, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.client, nil
+	}
+	node, err := cc.MasterForKey(ctx, s.genKey())
+	if err != nil {
+		return nil, wrap("find the revocation node", err)
+	}
+	return node, nil
+}
+
 // mfaKey keeps all of a user's MFA keys in one hash slot, so DeleteMFA's multi-key DEL works on a cluster too.
 // Kinds contain no '}', so distinct (userID, kind) pairs never produce the same key.
 func (s *Store) mfaKey(userID, kind string) string { return s.prefix + "mfa:{" + userID + "}:" + kind }
@@ -244,23 +269,35 @@ local function logEvent(retention, ...)
 end
 `
 
+// fence is what a revoke script does when the revocation is in place already (an earlier call, perhaps one whose
+// WAIT timed out, wrote it): it rewrites the key's expiry unchanged. That is still a write, replicated like any
+// other, so the WAIT that follows (WithWaitReplicas) covers the earlier write too, because replication is ordered;
+// with nothing written, WAIT would confirm this connection's last write, which is not that one.
+const fence = `
+local function fence(exp)
+  redis.call('PEXPIREAT', KEYS[1], exp)
+  return 0
+end
+`
+
 // revokeScript: KEYS = rev key, stream, sequence; ARGV = until ms, kind, id, retention ms. It sets KEYS[1] unless it
-// already outlives ARGV[1] (revocations never shrink) and logs the change.
-var revokeScript = redis.NewScript(logEvent + `
-if redis.call('PEXPIRETIME', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+// already outlives ARGV[1] (revocations never shrink) and logs the change. It returns 1 when it changed the key.
+var revokeScript = redis.NewScript(logEvent + fence + `
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+if exp >= tonumber(ARGV[1]) then return fence(exp) end
 redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
 logEvent(tonumber(ARGV[4]), 'k', ARGV[2], 'id', ARGV[3], 'u', ARGV[1])
 return 1
 `)
 
 // revokeUserScript: KEYS = user key, stream, sequence; ARGV = cut-off ms, until ms, user id, retention ms. It keeps the
-// later cut-off and the later expiry and logs the resulting state when it changed.
-var revokeUserScript = redis.NewScript(logEvent + `
+// later cut-off and the later expiry and logs the resulting state when it changed (returning 1).
+var revokeUserScript = redis.NewScript(logEvent + fence + `
 local before = tonumber(ARGV[1])
 local untl = tonumber(ARGV[2])
 local cur = tonumber(redis.call('GET', KEYS[1]) or '')
 local exp = redis.call('PEXPIRETIME', KEYS[1])
-if cur and cur >= before and exp >= untl then return 0 end
+if cur and cur >= before and exp >= untl then return fence(exp) end
 if cur and cur > before then before = cur end
 if exp > untl then untl = exp end
 local b, u = string.format('%.0f', before), string.format('%.0f', untl)
@@ -269,6 +306,41 @@ logEvent(tonumber(ARGV[4]), 'k', 'user', 'id', ARGV[3], 'b', b, 'u', u)
 return 1
 `)
 
+// ErrNotReplicated reports a revocation write that fewer replicas than WithWaitReplicas requires confirmed in
+// time. The primary may have it (and may lose it in a failover): retry.
+var ErrNotReplicated = errors.New("not confirmed by enough replicas") // always wrapped with the operation
+
+// runRevoke runs a revoke script, then, with WithWaitReplicas, WAITs for the replicas on the same connection: WAIT
+// counts the replicas that have the connection's last write, and the script always writes (see fence). written
+// reports that the primary ran the script, even when the wait then failed.
+func (s *Store) runRevoke(ctx context.Context, script *redis.Script, keys []string, args ...any) (written bool, err error) {
+	if s.waitReplicas == 0 {
+		err := script.Run(ctx, s.client, keys, args...).Err()
+		return err == nil, err
+	}
+	node, err := s.revNode(ctx)
+	if err != nil {
+		return false, err
+	}
+	c, ok := node.(*redis.Client)
+	if !ok {
+		return false, fmt.Errorf("redisstore: waiting for replicas needs a node client, not %T", node)
+	}
+	conn := c.Conn()
+	defer conn.Close()
+	if err := script.Run(ctx, conn, keys, args...).Err(); err != nil {
+		return false, err
+	}
+	n, err := conn.Wait(ctx, s.waitReplicas, s.waitTimeout).Result()
+	if err != nil {
+		return true, fmt.Errorf("wait for replicas: %w", err)
+	}
+	if n < int64(s.waitReplicas) {
+		return true, fmt.Errorf("%w: %d of %d within %v", ErrNotReplicated, n, s.waitReplicas, s.waitTimeout)
+	}
+	return true, nil
+}
+
 // Event kinds in the revocation stream.
 const (
 	kindJTI  = "jti"
@@ -276,8 +348,14 @@ const (
 	kindUser = "user"
 )
 
-func (s *Store) streamKey() string { return s.prefix + "revlog" }
-func (s *Store) seqKey() string    { return s.prefix + "revseq" }
+// revTag is the hash tag of every revocation key: the revocation keys, the stream, its counter and the generation
+// marker live in one Redis Cluster slot, so Revoked's MGET and the revoke scripts, which touch several of them, work
+// on a cluster. Every key has '{' only here, before any id, so ids cannot change the slot.
+const revTag = "{rev}:"
+
+func (s *Store) revKey(kind, id string) string { return s.prefix + revTag + kind + ":" + id }
+func (s *Store) streamKey() string             { return s.prefix + revTag + "log" }
+func (s *Store) seqKey() string                { return s.prefix + revTag + "seq" }
 
 func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
 	return s.revoke(ctx, "revoke token", kindJTI, jti, until)
@@ -297,12 +375,12 @@ func (s *Store) revoke(ctx context.Context, op, kind, id string, until time.Time
 	if !s.live(until) {
 		return nil
 	}
-	keys := []string{s.key("rev:"+kind+":", id), s.streamKey(), s.seqKey()}
-	if err := revokeScript.Run(ctx, s.client, keys, pxat(until), kind, id, s.retention.Milliseconds()).Err(); err != nil {
-		return wrap(op, err)
+	keys := []string{s.revKey(kind, id), s.streamKey(), s.seqKey()}
+	written, err := s.runRevoke(ctx, revokeScript, keys, pxat(until), kind, id, s.retention.Milliseconds())
+	if written {
+		s.tellReplicas(kind, id, 0, pxat(until))
 	}
-	s.tellReplicas(kind, id, 0, pxat(until))
-	return nil
+	return wrap(op, err)
 }
 
 func (s *Store) RevokeUserBefore(ctx context.Context, userID string, before, until time.Time) error {
@@ -315,13 +393,12 @@ func (s *Store) RevokeUserBefore(ctx context.Context, userID string, before, unt
 	if !s.live(until) {
 		return nil
 	}
-	keys := []string{s.key("rev:user:", userID), s.streamKey(), s.seqKey()}
-	err := revokeUserScript.Run(ctx, s.client, keys, floorMilli(before), pxat(until), userID, s.retention.Milliseconds()).Err()
-	if err != nil {
-		return wrap("revoke user", err)
+	keys := []string{s.revKey(kindUser, userID), s.streamKey(), s.seqKey()}
+	written, err := s.runRevoke(ctx, revokeUserScript, keys, floorMilli(before), pxat(until), userID, s.retention.Milliseconds())
+	if written {
+		s.tellReplicas(kindUser, userID, floorMilli(before), pxat(until))
 	}
-	s.tellReplicas(kindUser, userID, floorMilli(before), pxat(until))
-	return nil
+	return wrap("revoke user", err)
 }
 
 // tellReplicas applies a write that Redis confirmed to the replicas in this process, so a sidecar sharing the
@@ -341,15 +418,15 @@ func (s *Store) tellReplicas(kind, id string, before, until int64) {
 func (s *Store) Revoked(ctx context.Context, jti, sid, userID string, issuedAt time.Time) (bool, error) {
 	keys := make([]string, 0, 4)
 	if jti != "" {
-		keys = append(keys, s.key("rev:jti:", jti))
+		keys = append(keys, s.revKey(kindJTI, jti))
 	}
 	if sid != "" {
-		keys = append(keys, s.key("rev:sid:", sid))
+		keys = append(keys, s.revKey(kindSID, sid))
 	}
 	userIdx := -1
 	if userID != "" {
 		userIdx = len(keys)
-		keys = append(keys, s.key("rev:user:", userID))
+		keys = append(keys, s.revKey(kindUser, userID))
 	}
 	if len(keys) == 0 {
 		return false, wrap("revoked", ctx.Err())
@@ -408,18 +485,24 @@ const (
 	fExpiresAt = "e"
 )
 
-// createSessionScript: KEYS = sess, usess; ARGV = expiry ms, score, id, store (0|1), field/value pairs...
-// Returns -1 when the id is taken, else the size of the user's index.
+// createSessionScript: KEYS = sess; ARGV = expiry ms, store (0|1), field/value pairs... Returns -1 when the id is
+// taken, 1 when it stored the session, 0 when told not to.
 var createSessionScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-if ARGV[4] ~= '1' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if ARGV[2] ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[1]) then
-  redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+return 1
+`)
+
+// indexSessionScript: KEYS = usess; ARGV = expiry ms, score, id. Adds id (keeping the score of an id already
+// there), makes the index live at least as long as the session, and returns the index's size.
+var indexSessionScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[3])
+if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 end
-return redis.call('ZCARD', KEYS[2])
+return redis.call('ZCARD', KEYS[1])
 `)
 
 // rotateScript: KEYS = sess; ARGV = old, new, last used. Returns 0 (gone), 1 (reused) or the updated hash.
@@ -486,17 +569,26 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	if err := ctx.Err(); err != nil {
 		return wrap("create session", err)
 	}
+	// The session and its user's index are two keys in two Cluster slots, written one after the other, index first:
+	// whatever fails in between, every live session is in its index (what ListSessions and the session cap rely
+	// on), and an id left in an index without its session is pruned by ListSessions.
 	doStore := "0"
+	var n int64
 	if s.live(sess.ExpiresAt) {
 		doStore = "1"
+		score := float64(0)
+		if !sess.CreatedAt.IsZero() {
+			score = float64(sess.CreatedAt.UnixMilli())
+		}
+		var err error
+		n, err = indexSessionScript.Run(ctx, s.client, []string{s.key("usess:", sess.UserID)},
+			pxat(sess.ExpiresAt), score, sess.ID).Int64()
+		if err != nil {
+			return wrap("create session", err)
+		}
 	}
-	keys := []string{s.key("sess:", sess.ID), s.key("usess:", sess.UserID)}
-	score := float64(0)
-	if !sess.CreatedAt.IsZero() {
-		score = float64(sess.CreatedAt.UnixMilli())
-	}
-	n, err := createSessionScript.Run(ctx, s.client, keys,
-		pxat(sess.ExpiresAt), score, sess.ID, doStore,
+	created, err := createSessionScript.Run(ctx, s.client, []string{s.key("sess:", sess.ID)},
+		pxat(sess.ExpiresAt), doStore,
 		fUserID, sess.UserID,
 		fUsername, sess.Username,
 		fClientIP, sess.ClientIP,
@@ -509,10 +601,10 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	if err != nil {
 		return wrap("create session", err)
 	}
-	if n < 0 {
+	if created < 0 {
 		return store.ErrAlreadyExists
 	}
-	if n > 0 && n%pruneEvery == 0 {
+	if created > 0 && n%pruneEvery == 0 {
 		// Best effort: the session exists; a failed prune only delays cleanup.
 		_, _ = s.ListSessions(ctx, sess.UserID)
 	}

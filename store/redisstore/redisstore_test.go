@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"gatehouse/store/conformance"
 	"gatehouse/store/redisstore"
 	"gatehouse/store/redistest"
@@ -33,13 +31,22 @@ func TestReplicaConformance(t *testing.T) {
 // issued before it started.
 func openSeeded(t *testing.T, addr string, now func() time.Time) *redisstore.Store {
 	t.Helper()
+	return openTargetSeeded(t, redisstore.Target{URL: "redis://" + addr}, now)
+}
+
+func openTargetSeeded(t *testing.T, target redisstore.Target, now func() time.Time, opts ...redisstore.Option) *redisstore.Store {
+	t.Helper()
 	prefix := "test:" + t.Name() + ":"
-	raw := redis.NewClient(&redis.Options{Addr: addr})
+	raw, err := redisstore.NewClient(target)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer raw.Close()
 	if err := redisstore.SeedGeneration(t.Context(), raw, prefix); err != nil {
 		t.Fatal(err)
 	}
-	s, err := redisstore.Open("redis://"+addr, prefix, now, redisstore.WithLogger(slog.New(slog.DiscardHandler)))
+	opts = append([]redisstore.Option{redisstore.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	s, err := redisstore.OpenTarget(target, prefix, now, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ type Replica struct {
 
 	// Owned by the follower goroutine.
 	lastID    string      // stream id to read after
+	lastIDN   string      // the n field of the entry at lastID, to recognise it (see poll)
 	lastN     int64       // number of the last event applied (or covered by the load)
 	loaded    *generation // the generation the state belongs to
 	nextSweep time.Time
@@ -347,9 +348,13 @@ func (r *Replica) poll(ctx context.Context) error {
 	}
 	start := r.s.now()
 	var read *redis.XStreamSliceCmd
+	var at *redis.XMessageSliceCmd
 	var seq, gen *redis.StringCmd
 	// Per-command results are read below: a missing stream, counter or marker is an answer, not a failure.
 	_, _ = r.s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if r.lastID != streamOrigin {
+			at = p.XRangeN(ctx, key, r.lastID, r.lastID, 1)
+		}
 		read = p.XRead(ctx, &redis.XReadArgs{Streams: []string{key, r.lastID}, Count: readCount, Block: -1})
 		seq = p.Get(ctx, r.s.seqKey())
 		gen = p.Get(ctx, r.s.genKey())
@@ -361,6 +366,19 @@ func (r *Replica) poll(ctx context.Context) error {
 	}
 	if g != r.loaded {
 		return r.reload(ctx, "generation changed")
+	}
+	// The entry last applied must still be there, as it was: after a failover the new primary's stream may lack
+	// the last events the old one acknowledged (replication is asynchronous) and then grow new ones under the same
+	// numbers, which the checks on numbers below would take for events already applied. The entry is also gone
+	// when the stream was trimmed past it or deleted; both need a reload too.
+	if at != nil {
+		msgs, err := at.Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return wrap("replica: read the last applied event", err)
+		}
+		if len(msgs) == 0 || stringField(msgs[0].Values, "n") != r.lastIDN {
+			return r.reload(ctx, "the last applied event is gone: the stream was trimmed or deleted, or Redis failed over to a copy without it")
+		}
 	}
 	head, err := seq.Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -434,17 +452,22 @@ func (r *Replica) load(ctx context.Context) error {
 		return wrap("replica: read stream", err)
 	}
 	// Events still in the stream up to its last entry, and any deleted after it, are covered by the SCAN.
-	from := streamOrigin
+	from, fromN := streamOrigin, ""
 	if len(tail) > 0 {
-		from = tail[0].ID
+		from, fromN = tail[0].ID, stringField(tail[0].Values, "n")
 	}
 	jtis, sids, users := map[uint64]int64{}, map[uint64]int64{}, map[uint64]userCut{}
 	nowMs := r.s.now().UnixMilli()
-	revPrefix := r.s.prefix + "rev:"
+	revPrefix := r.s.prefix + revTag
 	pattern := escapeGlob(revPrefix) + "*"
+	// SCAN walks one node: on a cluster, the one holding the revocation slot.
+	node, err := r.s.revNode(ctx)
+	if err != nil {
+		return err
+	}
 	var cursor uint64
 	for {
-		keys, next, err := r.s.client.Scan(ctx, cursor, pattern, scanCount).Result()
+		keys, next, err := node.Scan(ctx, cursor, pattern, scanCount).Result()
 		if err != nil {
 			return wrap("replica: scan", err)
 		}
@@ -458,7 +481,7 @@ func (r *Replica) load(ctx context.Context) error {
 	r.mu.Lock()
 	r.jtis, r.sids, r.users = jtis, sids, users
 	r.mu.Unlock()
-	r.lastID, r.lastN, r.loaded, r.caughtUp = from, head, g, false
+	r.lastID, r.lastIDN, r.lastN, r.loaded, r.caughtUp = from, fromN, head, g, false
 	r.nextSweep = r.s.now().Add(r.sweep)
 	r.loads.Add(1)
 	r.log.LogAttrs(ctx, slog.LevelInfo, "revocation replica loaded", slog.String("event", "replica.loaded"),
@@ -469,6 +492,11 @@ func (r *Replica) load(ctx context.Context) error {
 // loadKeys reads the expiry (and the user cut-off) of one SCAN step's keys in one pipeline.
 func (r *Replica) loadKeys(ctx context.Context, revPrefix string, keys []string, nowMs int64,
 	jtis, sids map[uint64]int64, users map[uint64]userCut) error {
+	// The stream, its counter and the marker share the prefix (and the slot) with the entries.
+	keys = slices.DeleteFunc(keys, func(k string) bool {
+		kind, _, _ := strings.Cut(strings.TrimPrefix(k, revPrefix), ":")
+		return kind != kindJTI && kind != kindSID && kind != kindUser
+	})
 	if len(keys) == 0 {
 		return nil
 	}
@@ -552,7 +580,7 @@ func (r *Replica) apply(ctx context.Context, msgs []redis.XMessage) error {
 			}
 			r.lastN = n
 		}
-		r.lastID = m.ID
+		r.lastID, r.lastIDN = m.ID, stringField(m.Values, "n")
 	}
 	return nil
 }

@@ -264,12 +264,12 @@ func TestReplicaReloads(t *testing.T) {
 			ms, seq, _ := strings.Cut(lastID, "-")
 			n, _ := strconv.Atoi(seq)
 			minid := fmt.Sprintf("%s-%d", ms, n+1) // everything up to the last entry goes
-			if err := f.raw.XTrimMinID(f.ctx, f.prefix+"revlog", minid).Err(); err != nil {
+			if err := f.raw.XTrimMinID(f.ctx, f.prefix+"{rev}:log", minid).Err(); err != nil {
 				f.t.Fatal(err)
 			}
 		}},
 		{"stream gone", func(f *fixture, _ string) {
-			if err := f.raw.Del(f.ctx, f.prefix+"revlog").Err(); err != nil {
+			if err := f.raw.Del(f.ctx, f.prefix+"{rev}:log").Err(); err != nil {
 				f.t.Fatal(err)
 			}
 		}},
@@ -291,7 +291,7 @@ func TestReplicaReloads(t *testing.T) {
 			<-parked
 			f.revokeJTIs(0, 1) // changes nothing (same expiry): no event
 			f.revokeJTIs(5, 10)
-			last, err := f.raw.XRevRangeN(f.ctx, f.prefix+"revlog", "+", "-", 1).Result()
+			last, err := f.raw.XRevRangeN(f.ctx, f.prefix+"{rev}:log", "+", "-", 1).Result()
 			if err != nil || len(last) != 1 {
 				t.Fatalf("stream head: %v %v", last, err)
 			}
@@ -306,6 +306,54 @@ func TestReplicaReloads(t *testing.T) {
 				t.Errorf("reload not logged: %s", f.logs)
 			}
 		})
+	}
+}
+
+// A failover to a replica that lacks the last events the follower applied (asynchronous replication): the new
+// primary numbers its next events as the lost ones were numbered, so numbers alone look gap-free and the follower
+// would skip them as applied. It must notice that its last entry is gone and reload. Simulated on one server: the
+// lost events and their keys are deleted and the counter set back, as the promoted replica would hold them.
+func TestReplicaReloadsWhenHistoryIsRewritten(t *testing.T) {
+	var pause atomic.Bool
+	parked, gate := make(chan struct{}), make(chan struct{})
+	f := newFixture(t, redistest.Options{}, ReplicaOptions{}, func() {
+		if pause.CompareAndSwap(true, false) {
+			close(parked)
+			<-gate
+		}
+	})
+	iat := f.clock.now().Add(-time.Minute)
+	f.revokeJTIs(0, 5)
+	f.sync() // applied events 1..5
+	pause.Store(true)
+	<-parked
+
+	stream := f.prefix + "{rev}:log"
+	last, err := f.raw.XRevRangeN(f.ctx, stream, "+", "-", 2).Result()
+	if err != nil || len(last) != 2 {
+		t.Fatalf("stream head: %v %v", last, err)
+	}
+	for _, m := range last { // events 5 and 4 (j4, j3) never reached the replica
+		if err := f.raw.XDel(f.ctx, stream, m.ID).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.raw.Del(f.ctx, f.prefix+"{rev}:jti:j3", f.prefix+"{rev}:jti:j4").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.raw.Set(f.ctx, f.prefix+"{rev}:seq", 3, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.revokeJTIs(5, 7) // numbered 4 and 5 again, with stream ids after the deleted ones
+	close(gate)
+
+	f.eventually("a reload", func() bool { return f.r.Stats().Loads == 2 })
+	f.sync()
+	f.mustRevokedJTIs(0, 3, iat)
+	f.mustRevokedJTIs(5, 7, iat)
+	f.mustRevoked(false, "j3", "", "", iat) // lost with the old primary, as strict mode sees it
+	if !strings.Contains(f.logs.String(), "the last applied event is gone") {
+		t.Errorf("reload reason not logged: %s", f.logs)
 	}
 }
 

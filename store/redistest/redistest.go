@@ -1,6 +1,8 @@
-// Package redistest runs a throwaway redis-server for tests.
+// Package redistest runs throwaway Redis deployments for tests: one redis-server (Start, StartServer), one with a
+// TLS port (StartTLS), a three-master Redis Cluster (StartCluster) and a primary with a replica watched by three
+// sentinels (StartSentinel, run as redis-server --sentinel).
 //
-// The server binds 127.0.0.1 on a free port, keeps its files in a test temp dir and is killed by t.Cleanup.
+// Every server binds 127.0.0.1 on a free port, keeps its files in a test temp dir and is killed by t.Cleanup.
 // Without redis-server on PATH the test is skipped, unless the CI environment variable is set, in which case a
 // missing server fails the test so CI cannot silently lose the Redis coverage.
 package redistest
@@ -13,9 +15,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,6 +31,10 @@ const readyTimeout = 5 * time.Second
 type Options struct {
 	// AppendOnly turns on the AOF (fsync every write) so data survives Kill + Restart.
 	AppendOnly bool
+	// ReplicaOf makes the server a replica of the Redis at this address (host:port).
+	ReplicaOf string
+
+	extra func() ([]string, error) // more arguments, chosen afresh for every port tried (cluster mode)
 }
 
 // Server is a running redis-server owned by one test.
@@ -52,14 +60,7 @@ func Start(t testing.TB) string {
 // StartServer starts a redis-server with the given options; use it when the test needs Kill or Restart.
 func StartServer(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		const msg = "redis-server not installed; install it (apt-get install redis-server) to run the Redis tests"
-		if os.Getenv("CI") == "" {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
+	bin := lookPath(t)
 	dir := t.TempDir()
 	// A port we just freed can be taken by someone else before redis binds it; retry with a fresh one.
 	var lastErr error
@@ -83,6 +84,18 @@ func StartServer(t testing.TB, o Options) *Server {
 			"--dir", dir,
 			"--logfile", "",
 			"--loglevel", "warning",
+			// Replicas sync at once instead of the primary waiting 5s for more of them.
+			"--repl-diskless-sync-delay", "0",
+		}
+		if o.ReplicaOf != "" {
+			s.args = append(s.args, "--replicaof", replicaOf(o.ReplicaOf))
+		}
+		if o.extra != nil {
+			more, err := o.extra()
+			if err != nil {
+				t.Fatalf("redistest: %v", err)
+			}
+			s.args = append(s.args, more...)
 		}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Kill)
@@ -91,6 +104,29 @@ func StartServer(t testing.TB, o Options) *Server {
 	}
 	t.Fatalf("redistest: %v", lastErr)
 	return nil
+}
+
+// lookPath finds redis-server, or skips (fails under CI) the test.
+func lookPath(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		const msg = "redis-server not installed; install it (apt-get install redis-server) to run the Redis tests"
+		if os.Getenv("CI") == "" {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	return bin
+}
+
+// replicaOf turns host:port into the "host port" argument of --replicaof.
+func replicaOf(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // redis-server says what is wrong with it
+	}
+	return host + " " + port
 }
 
 func (s *Server) start() error {
@@ -135,6 +171,51 @@ func (s *Server) Restart() {
 	if err := s.start(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
 	}
+}
+
+// RestartAsReplicaOf restarts the server as a replica of the Redis at primary (host:port), as an orchestrator
+// brings a failed primary back after a failover.
+func (s *Server) RestartAsReplicaOf(primary string) {
+	s.t.Helper()
+	s.Kill()
+	args := slices.Clone(s.args)
+	if i := slices.Index(args, "--replicaof"); i >= 0 {
+		args = slices.Delete(args, i, i+2)
+	}
+	s.args = append(args, "--replicaof", replicaOf(primary))
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redistest: restart as replica: %v", err)
+	}
+}
+
+// Pause stops the process (SIGSTOP) without closing its connections: a replica that stops acknowledging, a
+// primary that hangs. Resume continues it; Kill works on a paused server too.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatal("redistest: server not started")
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: signal %v: %v", sig, err)
+	}
+}
+
+// Log returns what the server printed (warnings and above) since it last started.
+func (s *Server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log == nil {
+		return ""
+	}
+	return s.log.String()
 }
 
 func freePort() (int, error) {

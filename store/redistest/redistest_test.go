@@ -1,10 +1,13 @@
 package redistest_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -100,5 +103,57 @@ func TestMissingServer(t *testing.T) {
 				t.Errorf("message %q does not say how to install redis-server", f.msg)
 			}
 		})
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	addrs := redistest.StartCluster(t)
+	if len(addrs) != 3 {
+		t.Fatalf("got %d nodes", len(addrs))
+	}
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { cl.Close() })
+	ctx := t.Context()
+	// Keys in different slots land on different masters, and every one of them answers.
+	for i := range 30 {
+		k := fmt.Sprint("k", i)
+		if err := cl.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	var masters, keys int
+	var mu sync.Mutex
+	err := cl.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		n, err := c.DBSize(ctx).Result()
+		mu.Lock()
+		masters, keys = masters+1, keys+int(n)
+		mu.Unlock()
+		return err
+	})
+	if err != nil || masters != 3 || keys != 30 {
+		t.Errorf("masters %d, keys %d, err %v; want 3 masters holding 30 keys", masters, keys, err)
+	}
+}
+
+func TestStartSentinel(t *testing.T) {
+	master, sentinels, g := redistest.StartSentinel(t)
+	if len(sentinels) != 3 || g.Primary == nil || g.Replica == nil {
+		t.Fatalf("group %+v", g)
+	}
+	cl := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: sentinels})
+	t.Cleanup(func() { cl.Close() })
+	ctx := t.Context()
+	// WAIT counts the replicas that have this connection's writes.
+	conn := cl.Conn()
+	defer conn.Close()
+	if err := conn.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n != 1 {
+		t.Errorf("WAIT 1 = %d, %v; want the replica to acknowledge", n, err)
+	}
+	p, err := g.PrimaryAddr(ctx)
+	if err != nil || p != g.Primary.Addr {
+		t.Errorf("PrimaryAddr = %q, %v; want %s", p, err, g.Primary.Addr)
 	}
 }
