@@ -27,6 +27,12 @@ lint: ## vet plus the demo policy's lint
 bench: ## decision hot-path benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./policy/ ./token/ ./extauthz/
 
+bench-load: ## load harness: throughput vs a no-op ext_authz floor, revocation propagation, memory (needs redis-server; ~3 min; BENCH_FLAGS for bench/README.md's flags)
+	$(GO) build -o bin/gatehouse ./cmd/gatehouse
+	$(GO) build -o bin/bench-noop ./bench/noop
+	$(GO) build -o bin/bench ./bench
+	./bin/bench -gatehouse bin/gatehouse -noop bin/bench-noop $(BENCH_FLAGS)
+
 fuzz: ## each fuzz target for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzCanonicalPath -fuzztime=60s ./policy/
 	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=60s ./policy/
