@@ -123,3 +123,18 @@ func NewStoreErrors(reg prometheus.Registerer) *StoreErrors {
 
 // Failed counts one failed call.
 func (s *StoreErrors) Failed(op string) { s.vec.WithLabelValues(op).Inc() }
+
+// RevocationLag exports how far behind Redis a decider's revocation replica may be. lag is polled at scrape
+// time; ok=false (not caught up) reports -1 so an alert can tell "unknown" from "fresh".
+func RevocationLag(reg prometheus.Registerer, lag func() (time.Duration, bool)) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "gatehouse_revocation_replica_lag_seconds",
+		Help: "Time since the revocation replica last heard from Redis; -1 while it has not caught up. Protected routes answer 503 past revocation.max_staleness.",
+	}, func() float64 {
+		d, ok := lag()
+		if !ok {
+			return -1
+		}
+		return d.Seconds()
+	}))
+}

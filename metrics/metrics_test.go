@@ -98,3 +98,16 @@ func TestReloadsAndStoreErrors(t *testing.T) {
 		t.Errorf("store errors %v", c)
 	}
 }
+
+func TestRevocationLag(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lag, ok := 1500*time.Millisecond, true
+	RevocationLag(reg, func() (time.Duration, bool) { return lag, ok })
+	if g := gathered(t, reg, "gatehouse_revocation_replica_lag_seconds")[""]; g != 1.5 {
+		t.Errorf("lag %v", g)
+	}
+	ok = false
+	if g := gathered(t, reg, "gatehouse_revocation_replica_lag_seconds")[""]; g != -1 {
+		t.Errorf("unknown lag %v", g)
+	}
+}

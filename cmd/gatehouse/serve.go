@@ -23,6 +23,7 @@ import (
 	"gatehouse/config"
 	"gatehouse/deploy/dev"
 	"gatehouse/extauthz"
+	"gatehouse/metrics"
 	"gatehouse/policy"
 	"gatehouse/store"
 	"gatehouse/store/memstore"
@@ -274,6 +275,7 @@ func (a *app) openStore() (backend, error) {
 			a.log.Warn("revocation replica not loaded yet: protected routes answer 503 until it is", "event", "serve.replica_loading")
 		}
 	}
+	metrics.RevocationLag(a.ops.registry, r.Lag)
 	return replicatedStore{Store: s, replica: r}, nil
 }
 

@@ -706,3 +706,14 @@ func escapeGlob(s string) string {
 	}
 	return b.String()
 }
+
+// Lag is how long ago the replica last heard from Redis (the start of its last successful poll), by the store's
+// clock; ok is false while it has not caught up at all (loading, or after an error reset it). Exported as a metric:
+// it is the bound on how late a revocation can reach this decider.
+func (r *Replica) Lag() (lag time.Duration, ok bool) {
+	heard := r.heard.Load()
+	if heard == 0 {
+		return 0, false
+	}
+	return time.Duration(r.s.now().UnixNano() - heard), true
+}
