@@ -134,53 +134,31 @@ func (s *Store) lenLocked() int {
 }
 
 func (s *Store) sweepLocked(now time.Time) {
-	for k, until := range s.jtis {
-		if !live(now, until) {
-			delete(s.jtis, k)
-		}
-	}
-	for k, until := range s.sids {
-		if !live(now, until) {
-			delete(s.sids, k)
-		}
-	}
-	for k, c := range s.users {
-		if !live(now, c.until) {
-			delete(s.users, k)
-		}
-	}
+	untilIs := func(t time.Time) time.Time { return t }
+	sweep(s.jtis, now, untilIs)
+	sweep(s.sids, now, untilIs)
+	sweep(s.locks, now, untilIs)
+	sweep(s.once, now, untilIs)
+	sweep(s.users, now, func(c userCutoff) time.Time { return c.until })
+	sweep(s.counters, now, func(c counter) time.Time { return c.until })
+	sweep(s.pending, now, func(p secret) time.Time { return p.until })
+	sweep(s.steps, now, func(r stepRecord) time.Time { return r.until })
 	for id, sess := range s.sessions {
 		if !live(now, sess.ExpiresAt) {
-			s.deleteSessionLocked(id, sess.UserID)
-		}
-	}
-	for k, c := range s.counters {
-		if !live(now, c.until) {
-			delete(s.counters, k)
-		}
-	}
-	for k, until := range s.locks {
-		if !live(now, until) {
-			delete(s.locks, k)
-		}
-	}
-	for k, p := range s.pending {
-		if !live(now, p.until) {
-			delete(s.pending, k)
-		}
-	}
-	for k, r := range s.steps {
-		if !live(now, r.until) {
-			delete(s.steps, k)
-		}
-	}
-	for k, until := range s.once {
-		if !live(now, until) {
-			delete(s.once, k)
+			s.deleteSessionLocked(id, sess.UserID) // also drops it from the user's index
 		}
 	}
 	s.writes = 0
 	s.sweepAt = max(sweepMin, s.lenLocked())
+}
+
+// sweep deletes the entries of m whose expiry (read by until) has passed.
+func sweep[V any](m map[string]V, now time.Time, until func(V) time.Time) {
+	for k, v := range m {
+		if !live(now, until(v)) {
+			delete(m, k)
+		}
+	}
 }
 
 // begin checks ctx and locks; callers defer s.mu.Unlock().
