@@ -1,23 +1,14 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"gatehouse/config"
-	"gatehouse/password"
 	"gatehouse/store/redistest"
-	"gatehouse/token"
 )
 
 // serve runs on a Sentinel group (revocations confirmed by the replica) and on a Redis Cluster: log in, use the
@@ -57,39 +48,13 @@ func TestServeOnSentinelAndCluster(t *testing.T) {
 	}
 }
 
-// startServeRedis is startServe with the given redis section.
+// startServeRedis is startServe on a small policy with the given redis section.
 func startServeRedis(t *testing.T, redisYAML string) *servedApp {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\nroutes:\n  - name: profile\n    match: {path: /users/profile}\n    permissions: [p]\n")
-	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
-	alice, _ := password.Hash("alice-pw", cheap, rand.Reader)
-	writeFile(t, dir, "users.yaml", fmt.Sprintf("users:\n  - {id: u-1, username: alice, password_hash: %q, roles: [user]}\n", alice))
-	cfg := writeFile(t, dir, "gatehouse.yaml", `authz: {listen: 127.0.0.1:0}
-issuer: {listen: 127.0.0.1:0, url: https://login.gatehouse.test}
-policy: policy.yaml
-users: users.yaml
-keys: {dir: keys}
-`+redisYAML)
-	logs := &syncBuffer{}
-	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.shutdown(5 * time.Second) })
-	conn, err := grpc.NewClient(a.authzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &servedApp{app: a, dir: dir, logs: logs, authz: authv3.NewAuthorizationClient(conn),
-		health: healthpb.NewHealthClient(conn), base: "http://" + a.issuerAddr.String()}
+	dir := keyedDir(t)
+	writeFile(t, dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\n  admin: {inherits: [user]}\nroutes:\n  - name: profile\n    match: {path: /users/profile}\n    permissions: [p]\n")
+	writeCheapUsers(t, dir)
+	return launch(t, dir, issuerConfig(redisYAML))
 }
 
 func TestRedisTarget(t *testing.T) {

@@ -37,33 +37,29 @@ type servedApp struct {
 	base   string
 }
 
-// startServe writes a config (real Redis when redisAddr is set, a generated Ed25519 key, the demo policy, users with
-// cheap hashes) and starts the app.
-func startServe(t *testing.T, redisAddr string) *servedApp {
+// keyedDir returns a temporary config folder holding a fresh Ed25519 key pair in keys/.
+func keyedDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "policy.yaml", string(policySrc))
+	return dir
+}
+
+// writeCheapUsers writes users.yaml with alice (user) and bob (admin), hashed with cheap parameters.
+func writeCheapUsers(t *testing.T, dir string) {
+	t.Helper()
 	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	alice, _ := password.Hash("alice-pw", cheap, rand.Reader)
 	bob, _ := password.Hash("bob-pw", cheap, rand.Reader)
 	writeFile(t, dir, "users.yaml", fmt.Sprintf("users:\n  - {id: u-1, username: alice, password_hash: %q, roles: [user]}\n  - {id: u-2, username: bob, password_hash: %q, roles: [admin]}\n", alice, bob))
-	redis := ""
-	if redisAddr != "" {
-		redis = fmt.Sprintf("redis: {url: \"redis://%s/0\"}\n", redisAddr)
-	}
-	cfg := writeFile(t, dir, "gatehouse.yaml", `authz: {listen: 127.0.0.1:0}
-issuer: {listen: 127.0.0.1:0, url: https://login.gatehouse.test}
-policy: policy.yaml
-users: users.yaml
-keys: {dir: keys}
-`+redis)
+}
+
+// launch writes cfgYAML as dir/gatehouse.yaml, starts the app on it and connects a gRPC client to the decider.
+func launch(t *testing.T, dir, cfgYAML string) *servedApp {
+	t.Helper()
+	cfg := writeFile(t, dir, "gatehouse.yaml", cfgYAML)
 	logs := &syncBuffer{}
 	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
@@ -78,8 +74,38 @@ keys: {dir: keys}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &servedApp{app: a, dir: dir, logs: logs, authz: authv3.NewAuthorizationClient(conn),
-		health: healthpb.NewHealthClient(conn), base: "http://" + a.issuerAddr.String()}
+	s := &servedApp{app: a, dir: dir, logs: logs, authz: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn)}
+	if a.issuerAddr != nil {
+		s.base = "http://" + a.issuerAddr.String()
+	}
+	return s
+}
+
+// issuerConfig is the config of a full Gatehouse (issuer + decider) on loopback ports; extra adds keys.
+func issuerConfig(extra string) string {
+	return `authz: {listen: 127.0.0.1:0}
+issuer: {listen: 127.0.0.1:0, url: https://login.gatehouse.test}
+policy: policy.yaml
+users: users.yaml
+keys: {dir: keys}
+` + extra
+}
+
+// startServe starts a full Gatehouse on the demo policy (real Redis when redisAddr is set).
+func startServe(t *testing.T, redisAddr string) *servedApp {
+	t.Helper()
+	dir := keyedDir(t)
+	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "policy.yaml", string(policySrc))
+	writeCheapUsers(t, dir)
+	redis := ""
+	if redisAddr != "" {
+		redis = fmt.Sprintf("redis: {url: \"redis://%s/0\"}\n", redisAddr)
+	}
+	return launch(t, dir, issuerConfig(redis))
 }
 
 func (s *servedApp) post(t *testing.T, path, body, bearer string) (int, map[string]any) {
@@ -254,12 +280,9 @@ func (s *syncBuffer) String() string {
 // decisions and reloads, and readiness follows the store.
 func TestServeAdminMetricsAndReadiness(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.Options{})
-	dir := t.TempDir()
-	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-		t.Fatal(err)
-	}
+	dir := keyedDir(t)
 	writeFile(t, dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\nroutes:\n  - name: open\n    match: {path: /open}\n    public: true\n  - name: me\n    match: {path: /me}\n    permissions: [p]\n")
-	cfg := writeFile(t, dir, "gatehouse.yaml", fmt.Sprintf(`authz: {listen: 127.0.0.1:0}
+	a := launch(t, dir, fmt.Sprintf(`authz: {listen: 127.0.0.1:0}
 issuer: {enabled: false}
 admin: {listen: 127.0.0.1:0}
 policy: policy.yaml
@@ -267,14 +290,6 @@ keys: {dir: keys}
 redis: {url: "redis://%s/0"}
 revocation: {mode: strict}
 `, srv.Addr))
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.shutdown(5 * time.Second) })
 	if a.issuer != nil {
 		t.Fatal("issuer must be off")
 	}
@@ -292,14 +307,9 @@ revocation: {mode: strict}
 		t.Fatalf("readyz with Redis up: %d", code)
 	}
 
-	conn, err := grpc.NewClient(a.authzAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	client := authv3.NewAuthorizationClient(conn)
+	client := a.authz
 	for _, p := range []string{"/open", "/open", "/me"} {
 		if _, err := client.Check(ctx, extauthz.NewCheckRequest("GET", "h", p, nil)); err != nil {
 			t.Fatal(err)
@@ -327,7 +337,7 @@ revocation: {mode: strict}
 	if code, _ := get("/readyz"); code != 503 {
 		t.Errorf("readyz with Redis down: %d", code)
 	}
-	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	hc, err := a.health.Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Errorf("grpc health with Redis down: %v %v", hc, err)
 	}
@@ -341,20 +351,9 @@ revocation: {mode: strict}
 
 func TestServeExportsReplicaLag(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.Options{})
-	dir := t.TempDir()
-	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-		t.Fatal(err)
-	}
+	dir := keyedDir(t)
 	writeFile(t, dir, "policy.yaml", "roles:\n  user: {permissions: [p]}\nroutes:\n  - name: me\n    match: {path: /me}\n    permissions: [p]\n")
-	cfg := writeFile(t, dir, "gatehouse.yaml", fmt.Sprintf("authz: {listen: 127.0.0.1:0}\nissuer: {enabled: false}\nadmin: {listen: 127.0.0.1:0}\npolicy: policy.yaml\nkeys: {dir: keys}\nredis: {url: \"redis://%s/0\"}\nrevocation: {mode: replica}\n", srv.Addr))
-	a, err := newApp(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.shutdown(5 * time.Second) })
+	a := launch(t, dir, fmt.Sprintf("authz: {listen: 127.0.0.1:0}\nissuer: {enabled: false}\nadmin: {listen: 127.0.0.1:0}\npolicy: policy.yaml\nkeys: {dir: keys}\nredis: {url: \"redis://%s/0\"}\nrevocation: {mode: replica}\n", srv.Addr))
 	resp, err := http.Get("http://" + a.adminAddr.String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
