@@ -153,6 +153,11 @@ func TestPermissionsAndRoles(t *testing.T) {
 			if got := httpStatus(resp); got != tt.want || reason(resp) != tt.wantReason {
 				t.Errorf("got %d %s, want %d %s", got, reason(resp), tt.want, tt.wantReason)
 			}
+			// The CheckResponse status tells Envoy's logs and stats the same thing as the HTTP status.
+			wantCode := map[int]codes.Code{200: codes.OK, 400: codes.InvalidArgument, 403: codes.PermissionDenied}[tt.want]
+			if got := codes.Code(resp.GetStatus().GetCode()); got != wantCode {
+				t.Errorf("grpc status %v, want %v", got, wantCode)
+			}
 		})
 	}
 }
