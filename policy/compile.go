@@ -582,36 +582,31 @@ func (c *compiler) parseRoute(rd *routeDef, n *yaml.Node) {
 			r.Access = AccessAuthenticated
 		}
 	case "permissions":
-		perms, ok := c.strList(f.v, ctx+"permissions: ", "permission")
-		for _, p := range perms {
-			i, granted := c.permIndex[p.s]
-			if !granted {
-				c.errorf(p.line, "%spermission %q is granted by no role", ctx, p.s)
-				ok = false
-				continue
-			}
-			r.permBits.set(i)
-			r.Permissions = append(r.Permissions, p.s)
-		}
-		if ok {
+		if c.resolveNames(f.v, ctx, "permission", c.permIndex, "%spermission %q is granted by no role", &r.permBits, &r.Permissions) {
 			r.Access = AccessPermissions
 		}
 	case "roles":
-		roles, ok := c.strList(f.v, ctx+"roles: ", "role")
-		for _, ro := range roles {
-			i, known := c.roleIndex[ro.s]
-			if !known {
-				c.errorf(ro.line, "%sunknown role %q", ctx, ro.s)
-				ok = false
-				continue
-			}
-			r.roleBits.set(i)
-			r.Roles = append(r.Roles, ro.s)
-		}
-		if ok {
+		if c.resolveNames(f.v, ctx, "role", c.roleIndex, "%sunknown role %q", &r.roleBits, &r.Roles) {
 			r.Access = AccessRoles
 		}
 	}
+}
+
+// resolveNames reads a route's permissions or roles list, setting each name's bit and keeping the names; a name
+// missing from index is reported with unknownMsg (ctx, name) and makes the result false.
+func (c *compiler) resolveNames(n *yaml.Node, ctx, what string, index map[string]int, unknownMsg string, bits *bitset, names *[]string) bool {
+	list, ok := c.strList(n, ctx+what+"s: ", what)
+	for _, x := range list {
+		i, known := index[x.s]
+		if !known {
+			c.errorf(x.line, unknownMsg, ctx, x.s)
+			ok = false
+			continue
+		}
+		bits.set(i)
+		*names = append(*names, x.s)
+	}
+	return ok
 }
 
 func (c *compiler) parseMatch(rd *routeDef, n *yaml.Node) bool {
