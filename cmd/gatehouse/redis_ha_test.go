@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"gatehouse/config"
 	"gatehouse/store/redistest"
 )
