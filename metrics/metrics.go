@@ -4,8 +4,10 @@
 package metrics
 
 import (
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +22,10 @@ type Decider struct {
 	cacheMiss prometheus.Counter
 
 	// counters caches the child counter per label combination: WithLabelValues hashes and looks up every time.
-	counters sync.Map // decisionKey -> prometheus.Counter
+	// The map is replaced, never written, so readers need no lock; a sync.Map hashed its interface keys by
+	// reflection, a third of the decider's own cost. Combinations are bounded by rules × reasons.
+	counters atomic.Pointer[map[decisionKey]prometheus.Counter]
+	mu       sync.Mutex // serializes replacing counters
 }
 
 type decisionKey struct {
@@ -47,6 +52,7 @@ func NewDecider(reg prometheus.Registerer) *Decider {
 			Name: "gatehouse_authz_token_cache_misses_total", Help: "Access tokens verified because the cache did not hold them.",
 		}),
 	}
+	d.counters.Store(&map[decisionKey]prometheus.Counter{})
 	reg.MustRegister(d.decisions, d.latency, d.cacheHits, d.cacheMiss)
 	return d
 }
@@ -54,16 +60,31 @@ func NewDecider(reg prometheus.Registerer) *Decider {
 // Decided counts one decision and its latency.
 func (d *Decider) Decided(status int, reason, rule string, took time.Duration) {
 	k := decisionKey{status, reason, rule}
-	c, ok := d.counters.Load(k)
+	c, ok := (*d.counters.Load())[k]
 	if !ok {
-		result := "deny"
-		if status == 200 {
-			result = "allow"
-		}
-		c, _ = d.counters.LoadOrStore(k, d.decisions.WithLabelValues(result, strconv.Itoa(status), reason, rule))
+		c = d.addCounter(k)
 	}
-	c.(prometheus.Counter).Inc()
+	c.Inc()
 	d.latency.Observe(took.Seconds())
+}
+
+func (d *Decider) addCounter(k decisionKey) prometheus.Counter {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := *d.counters.Load()
+	if c, ok := old[k]; ok {
+		return c
+	}
+	result := "deny"
+	if k.status == 200 {
+		result = "allow"
+	}
+	c := d.decisions.WithLabelValues(result, strconv.Itoa(k.status), k.reason, k.rule)
+	m := make(map[decisionKey]prometheus.Counter, len(old)+1)
+	maps.Copy(m, old)
+	m[k] = c
+	d.counters.Store(&m)
+	return c
 }
 
 // TokenCache counts a verified-claims cache lookup.
