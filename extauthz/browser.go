@@ -75,7 +75,7 @@ func newBrowser(c *BrowserConfig) (*browser, error) {
 
 // cookieToken is bearerToken for a request without an Authorization header: the access token from the access
 // cookie, with the CSRF check of unsafe methods. reason is ReasonTokenMissing without a cookie.
-func (b *browser) cookieToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
+func (b *browser) cookieToken(h *request) (tok, reason string) {
 	if b == nil {
 		return "", ReasonTokenMissing
 	}
@@ -115,38 +115,38 @@ func unauthenticatedStatus(reason string) int {
 }
 
 // crossSite reports whether an unsafe request shows another site's origin.
-func (b *browser) crossSite(h *authv3.AttributeContext_HttpRequest) bool {
-	switch h.GetMethod() {
+func (b *browser) crossSite(h *request) bool {
+	switch h.method {
 	case "GET", "HEAD", "OPTIONS":
 		return false
 	}
 	var arr [2]string
-	for _, v := range headerValues(h, "sec-fetch-site", arr[:0]) {
+	for _, v := range h.values("sec-fetch-site", arr[:0]) {
 		if strings.EqualFold(strings.TrimSpace(v), "cross-site") {
 			return true
 		}
 	}
-	origins := headerValues(h, "origin", arr[:0])
+	origins := h.values("origin", arr[:0])
 	switch len(origins) {
 	case 0:
 		return false
 	case 1:
-		return !b.sites.OriginAllowed(strings.TrimSpace(origins[0]), h.GetHost())
+		return !b.sites.OriginAllowed(strings.TrimSpace(origins[0]), h.host)
 	}
 	return true // several Origin headers: not a browser we know
 }
 
 // isNavigation reports whether the request is a browser loading a page: GET or HEAD, Accept naming text/html,
 // and no Authorization header (a client that sends one wants the 401 and its challenge).
-func isNavigation(h *authv3.AttributeContext_HttpRequest) bool {
-	if m := h.GetMethod(); m != "GET" && m != "HEAD" {
+func isNavigation(h *request) bool {
+	if m := h.method; m != "GET" && m != "HEAD" {
 		return false
 	}
 	var arr [2]string
 	if len(authorizationValues(h, arr[:0])) > 0 {
 		return false
 	}
-	for _, v := range headerValues(h, "accept", arr[:0]) {
+	for _, v := range h.values("accept", arr[:0]) {
 		if strings.Contains(strings.ToLower(v), "text/html") {
 			return true
 		}
@@ -156,16 +156,16 @@ func isNavigation(h *authv3.AttributeContext_HttpRequest) bool {
 
 // location is where a refused navigation goes: the refresh endpoint when the cookie's token expired (the refresh
 // cookie may renew it), else sign-in; both with the request's URL to come back to, when it is allowed.
-func (b *browser) location(h *authv3.AttributeContext_HttpRequest, reason string) string {
+func (b *browser) location(h *request, reason string) string {
 	target := b.signIn
 	if reason == "token_expired" {
 		target = b.refresh
 	}
-	scheme := strings.ToLower(h.GetScheme())
+	scheme := strings.ToLower(h.scheme)
 	if scheme == "" {
 		scheme = "https"
 	}
-	ret, ok := b.sites.ReturnURL(scheme + "://" + h.GetHost() + h.GetPath())
+	ret, ok := b.sites.ReturnURL(scheme + "://" + h.host + h.path)
 	if !ok {
 		return target
 	}
@@ -174,17 +174,13 @@ func (b *browser) location(h *authv3.AttributeContext_HttpRequest, reason string
 
 // browserDeny answers a 401 for a browser navigation with a redirect to the portal, audited as a 302. It
 // returns nil when browser sessions are off or the request is not such a navigation.
-func (s *Server) browserDeny(ctx context.Context, req *authv3.CheckRequest, o outcome, c *token.Claims) *authv3.CheckResponse {
+func (s *Server) browserDeny(ctx context.Context, h *request, o outcome, c *token.Claims) *authv3.CheckResponse {
 	b := s.browser
-	if b == nil || o.status != 401 {
-		return nil
-	}
-	h := httpRequest(req)
-	if h == nil || !isNavigation(h) {
+	if b == nil || o.status != 401 || !h.http || !isNavigation(h) {
 		return nil
 	}
 	o.status = 302
-	s.audit(ctx, req, o, c)
+	s.audit(ctx, h, o, c)
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(codes.Unauthenticated), Message: o.reason},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
@@ -198,32 +194,11 @@ func (s *Server) browserDeny(ctx context.Context, req *authv3.CheckRequest, o ou
 	}
 }
 
-// headerValues returns every value of a header (name lower-case), from header_map when Envoy sends raw headers
-// (encode_raw_headers), else from the headers map (where Envoy joined duplicates with ",", or "; " for cookie).
-func headerValues(h *authv3.AttributeContext_HttpRequest, name string, buf []string) []string {
-	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		for _, hv := range hm.GetHeaders() {
-			if strings.EqualFold(hv.GetKey(), name) {
-				v := hv.GetValue()
-				if raw := hv.GetRawValue(); len(raw) > 0 {
-					v = string(raw)
-				}
-				buf = append(buf, v)
-			}
-		}
-		return buf
-	}
-	if v, ok := h.GetHeaders()[name]; ok {
-		buf = append(buf, v)
-	}
-	return buf
-}
-
 // cookieValues returns the values of every cookie called name in the request's Cookie headers (RFC 6265
 // section 4.2: "name=value" pairs separated by ";", one pair of double quotes allowed around a value).
-func cookieValues(h *authv3.AttributeContext_HttpRequest, name string, buf []string) []string {
+func cookieValues(h *request, name string, buf []string) []string {
 	var arr [2]string
-	for _, line := range headerValues(h, "cookie", arr[:0]) {
+	for _, line := range h.values("cookie", arr[:0]) {
 		for line != "" {
 			var pair string
 			pair, line, _ = strings.Cut(line, ";")

@@ -53,7 +53,7 @@ func newBrowserHarness(t *testing.T) *harness {
 
 func cookieHeader(tok string) string { return "theme=dark; gatehouse_access=" + tok + "; other=1" }
 
-func header(r *authv3.CheckResponse, name string) string {
+func responseHeader(r *authv3.CheckResponse, name string) string {
 	var hs []*corev3.HeaderValueOption
 	if ok := r.GetOkResponse(); ok != nil {
 		hs = ok.GetHeaders()
@@ -96,7 +96,7 @@ func TestCookieAuthentication(t *testing.T) {
 			if httpStatus(r) != c.status || reason(r) != c.reason {
 				t.Errorf("got %d %s, want %d %s", httpStatus(r), reason(r), c.status, c.reason)
 			}
-			if c.status == 200 && header(r, "x-username") != "alice" {
+			if c.status == 200 && responseHeader(r, "x-username") != "alice" {
 				t.Errorf("identity headers missing on a cookie-authenticated allow")
 			}
 		})
@@ -240,19 +240,19 @@ func TestBrowserRedirects(t *testing.T) {
 			if httpStatus(r) != c.status || reason(r) != c.reason {
 				t.Fatalf("got %d %s, want %d %s", httpStatus(r), reason(r), c.status, c.reason)
 			}
-			if got := header(r, "location"); got != c.location {
+			if got := responseHeader(r, "location"); got != c.location {
 				t.Errorf("location %q, want %q", got, c.location)
 			}
 			switch c.status {
 			case 302:
-				if header(r, "cache-control") != "no-store" || header(r, "www-authenticate") != "" {
+				if responseHeader(r, "cache-control") != "no-store" || responseHeader(r, "www-authenticate") != "" {
 					t.Errorf("redirect headers: %v", r.GetDeniedResponse().GetHeaders())
 				}
 				if r.GetStatus().GetCode() != int32(codes.Unauthenticated) {
 					t.Errorf("gRPC code %d", r.GetStatus().GetCode())
 				}
 			case 401:
-				if header(r, "www-authenticate") == "" {
+				if responseHeader(r, "www-authenticate") == "" {
 					t.Errorf("a 401 lost its challenge")
 				}
 			}

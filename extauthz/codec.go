@@ -16,6 +16,7 @@ import (
 // headers (encoded now) and the rule's metadata (stored). Encoding the metadata Struct, a protobuf map, used to
 // cost more than deciding. Protobuf allows fields in any order and concatenated encodings, so the bytes decode to
 // exactly the message Check returned (TestCodecMatchesProto). Anything else goes to the standard codec.
+// Requests are decoded into a request, not a CheckRequest message (Unmarshal).
 type responseCodec struct {
 	s        *Server
 	std      encoding.CodecV2
@@ -31,7 +32,17 @@ func newResponseCodec(s *Server) *responseCodec {
 // Name is "proto": the codec serves the application/grpc+proto content type.
 func (c *responseCodec) Name() string { return protocodec.Name }
 
-func (c *responseCodec) Unmarshal(data mem.BufferSlice, v any) error { return c.std.Unmarshal(data, v) }
+// Unmarshal decodes a Check call's request into a request (wire.go); it never fails, since a request that is not
+// protobuf is a 400 decision, not a gRPC error that Envoy would answer with its status_on_error. Materialize
+// copies the bytes out of gRPC's pooled buffers, which are reused once Unmarshal returns; the request's strings
+// point into the copy.
+func (c *responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*request); ok {
+		r.decode(data.Materialize())
+		return nil
+	}
+	return c.std.Unmarshal(data, v)
+}
 
 func (c *responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	r, ok := v.(*authv3.CheckResponse)

@@ -33,9 +33,45 @@ func NewGRPCServer(s *Server, hs *health.Server, log *slog.Logger) *grpc.Server 
 		grpc.ChainUnaryInterceptor(recoverInterceptor(s, log)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
-	authv3.RegisterAuthorizationServer(g, s)
+	g.RegisterService(&authorizationService, newGRPCService(s))
 	healthpb.RegisterHealthServer(g, hs)
 	return g
+}
+
+// authorizationService is envoy.service.auth.v3.Authorization with a Check handler that decodes the request
+// straight from the wire into a request (wire.go) instead of a CheckRequest message.
+var authorizationService = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*any)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+}
+
+// grpcService is what checkHandler is given: the server, and what the interceptors need, made once rather than
+// per call.
+type grpcService struct {
+	s       *Server
+	info    *grpc.UnaryServerInfo
+	handler grpc.UnaryHandler
+}
+
+func newGRPCService(s *Server) *grpcService {
+	g := &grpcService{s: s, info: &grpc.UnaryServerInfo{Server: s, FullMethod: authv3.Authorization_Check_FullMethodName}}
+	g.handler = func(ctx context.Context, req any) (any, error) { return s.check(ctx, req.(*request)), nil }
+	return g
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	g := srv.(*grpcService)
+	r := getRequest()
+	defer putRequest(r) // the response refers to nothing in r
+	if err := dec(r); err != nil {
+		return nil, err // the transport's: a message over the size limit, a broken stream
+	}
+	if interceptor == nil {
+		return g.s.check(ctx, r), nil
+	}
+	return interceptor(ctx, r, g.info, g.handler)
 }
 
 func recoverInterceptor(s *Server, log *slog.Logger) grpc.UnaryServerInterceptor {

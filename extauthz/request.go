@@ -8,37 +8,15 @@ import (
 	"gatehouse/token"
 )
 
-// httpRequest is the part of a CheckRequest a decision reads. Envoy lower-cases header names in the headers map.
-func httpRequest(req *authv3.CheckRequest) *authv3.AttributeContext_HttpRequest {
-	return req.GetAttributes().GetRequest().GetHttp()
-}
-
 // authorizationValues returns the Authorization header values. With encode_raw_headers Envoy sends every copy
 // separately in header_map; otherwise duplicates arrive merged with "," in the headers map, which bearerToken
 // refuses because a token never contains a comma.
-func authorizationValues(h *authv3.AttributeContext_HttpRequest, buf []string) []string {
-	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		for _, hv := range hm.GetHeaders() {
-			if strings.EqualFold(hv.GetKey(), "authorization") {
-				v := hv.GetValue()
-				if raw := hv.GetRawValue(); len(raw) > 0 {
-					v = string(raw)
-				}
-				buf = append(buf, v)
-			}
-		}
-		return buf
-	}
-	if v, ok := h.GetHeaders()["authorization"]; ok {
-		buf = append(buf, v)
-	}
-	return buf
-}
+func authorizationValues(r *request, buf []string) []string { return r.values("authorization", buf) }
 
 // bearerToken extracts exactly one Bearer token. reason is "" on success, ReasonTokenMissing when there is no
 // Authorization header, and ReasonTokenInvalid for anything ambiguous: two headers, another scheme, two tokens,
 // characters outside RFC 6750's b64token.
-func bearerToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
+func bearerToken(h *request) (tok, reason string) {
 	tok, reason = bearerCandidate(h)
 	if reason == "" && !validB64Token(tok) {
 		return "", ReasonTokenInvalid
@@ -48,7 +26,7 @@ func bearerToken(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
 
 // bearerCandidate is bearerToken without the character check, which the decider runs only for tokens that are not
 // in its cache: a cached token is the very string that passed it before.
-func bearerCandidate(h *authv3.AttributeContext_HttpRequest) (tok, reason string) {
+func bearerCandidate(h *request) (tok, reason string) {
 	var arr [2]string
 	vals := authorizationValues(h, arr[:0])
 	switch len(vals) {

@@ -118,14 +118,22 @@ func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(compile(p)) }
 
 // Check decides one request. It never returns an error. Responses that do not depend on the caller (denials,
 // public allows) and the metadata of every response are rendered once per policy version; an authenticated allow
-// costs one allocation for the caller's identity headers.
+// costs one allocation for the caller's identity headers. The gRPC service decides the same way from the wire
+// (checkHandler), without building the CheckRequest.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r := getRequest()
+	defer putRequest(r)
+	r.fill(req)
+	return s.check(ctx, r), nil
+}
+
+func (s *Server) check(ctx context.Context, r *request) *authv3.CheckResponse {
 	var start time.Time
 	if s.obs != nil {
 		start = time.Now()
 	}
 	c := s.policy.Load()
-	o, claims := s.decide(ctx, c.policy, req)
+	o, claims := s.decide(ctx, c.policy, r)
 	if s.obs != nil {
 		rule := ""
 		if o.rule != nil {
@@ -135,28 +143,27 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	switch {
 	case o.allowed() && claims != nil:
-		return s.allow(c, o, claims), nil
+		return s.allow(c, o, claims)
 	case o.allowed():
-		return c.response(s.resp, o), nil
+		return c.response(s.resp, o)
 	}
-	if r := s.browserDeny(ctx, req, o, claims); r != nil {
-		return r, nil
+	if resp := s.browserDeny(ctx, r, o, claims); resp != nil {
+		return resp
 	}
-	s.audit(ctx, req, o, claims)
-	return c.response(s.resp, o), nil
+	s.audit(ctx, r, o, claims)
+	return c.response(s.resp, o)
 }
 
 // decide returns the outcome and, once the token verified, its claims.
-func (s *Server) decide(ctx context.Context, p *policy.Policy, req *authv3.CheckRequest) (outcome, *token.Claims) {
-	h := httpRequest(req)
-	if h == nil || h.GetMethod() == "" || h.GetPath() == "" {
+func (s *Server) decide(ctx context.Context, p *policy.Policy, h *request) (outcome, *token.Claims) {
+	if !h.http || h.method == "" || h.path == "" {
 		return outcome{status: 400, reason: ReasonMalformedRequest}, nil
 	}
-	path, err := policy.CanonicalPath(h.GetPath())
+	path, err := policy.CanonicalPath(h.path)
 	if err != nil {
 		return outcome{status: 400, reason: policy.ReasonNonCanonicalPath}, nil
 	}
-	rule := p.Match(h.GetMethod(), h.GetHost(), path)
+	rule := p.Match(h.method, h.host, path)
 	if rule == nil {
 		return outcome{status: 403, reason: policy.ReasonNoRoute}, nil
 	}
@@ -177,7 +184,7 @@ func (s *Server) decide(ctx context.Context, p *policy.Policy, req *authv3.Check
 }
 
 // authenticate returns verified access-token claims, or nil and the reason.
-func (s *Server) authenticate(h *authv3.AttributeContext_HttpRequest) (*token.Claims, string) {
+func (s *Server) authenticate(h *request) (*token.Claims, string) {
 	raw, reason := bearerCandidate(h) // characters checked below, for tokens not in the cache
 	if reason == ReasonTokenMissing {
 		raw, reason = s.browser.cookieToken(h)
@@ -236,19 +243,18 @@ func (s *Server) revoked(ctx context.Context, c *token.Claims) (bool, error) {
 }
 
 // audit writes one line per denial. It never logs headers, tokens or the query string.
-func (s *Server) audit(ctx context.Context, req *authv3.CheckRequest, o outcome, c *token.Claims) {
+func (s *Server) audit(ctx context.Context, h *request, o outcome, c *token.Claims) {
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return // building the line allocates; skip it when nobody reads it
 	}
-	h := httpRequest(req)
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("event", "authz.deny"), slog.Int("status", o.status), slog.String("reason", o.reason))
 	if o.rule != nil {
 		attrs = append(attrs, slog.String("rule", o.rule.Name))
 	}
-	if h != nil {
-		attrs = append(attrs, slog.String("method", clip(h.GetMethod(), 16)), slog.String("host", clip(h.GetHost(), 256)),
-			slog.String("path", logPath(h.GetPath())), slog.String("request_id", clip(h.GetId(), 128)))
+	if h.http {
+		attrs = append(attrs, slog.String("method", clip(h.method, 16)), slog.String("host", clip(h.host, 256)),
+			slog.String("path", logPath(h.path)), slog.String("request_id", clip(h.id, 128)))
 	}
 	if c != nil {
 		attrs = append(attrs, slog.String("user_id", c.Subject), slog.String("session_id", c.SessionID), slog.String("jti", c.ID))
