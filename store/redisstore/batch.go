@@ -87,6 +87,9 @@ func (b *mgetBatcher) work() {
 		case <-b.closed:
 			return
 		}
+		// The call that woke this worker readied it to run next, before the other requests in flight had a
+		// chance to queue theirs; yield once so they do. With nothing else runnable this returns at once.
+		runtime.Gosched()
 	fill:
 		for len(batch) < batchMax {
 			select {
