@@ -228,3 +228,65 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	}
 }
+
+// pace sends reqs from conc workers at rate requests/s in all, each worker on a fixed schedule: the latency an
+// application sees from a sidecar that is busy but not saturated. A closed loop at full load measures queueing
+// instead (p50 is concurrency / throughput by Little's law). Latency counts from when a request was due when the
+// worker was late because the previous answer was (no coordinated omission), else from when it was sent (the
+// load generator's own timer slack is not the server's).
+func pace(t *target, reqs []rawMsg, conc int, rate float64, d time.Duration, wantAllow bool) runStats {
+	var next, errs, done atomic.Int64
+	per := make([][]time.Duration, conc)
+	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
+	defer cancel()
+	interval := time.Duration(float64(conc) / rate * float64(time.Second))
+	cpu0 := t.p.cpuTime()
+	start := time.Now()
+	stopAt := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			conn := t.conns[w%len(t.conns)]
+			lat := make([]time.Duration, 0, min(maxSamples/conc, int(rate*d.Seconds())/conc+1))
+			due := start.Add(interval * time.Duration(w) / time.Duration(conc)) // spread the workers
+			for due.Before(stopAt) {
+				from := due
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
+					from = time.Now()
+				}
+				i := next.Add(1)
+				ok, err := rawCheck(ctx, conn, &reqs[int(i)%len(reqs)])
+				el := time.Since(from)
+				due = due.Add(interval)
+				if err != nil || (wantAllow && !ok) {
+					errs.Add(1)
+					continue
+				}
+				done.Add(1)
+				if len(lat) < cap(lat) {
+					lat = append(lat, el)
+				}
+			}
+			per[w] = lat
+		})
+	}
+	wg.Wait()
+	r := runStats{elapsed: time.Since(start), requests: done.Load(), errors: errs.Load(), serverCPU: t.p.cpuTime() - cpu0}
+	for _, l := range per {
+		r.latencies = append(r.latencies, l...)
+	}
+	return r
+}
+
+// pacedTable prints the latency percentiles of paced runs.
+func pacedTable(w io.Writer, rs []*result) {
+	fmt.Fprintf(w, "%-18s %4s %9s %8s %8s %8s %8s %9s %6s\n", "target", "conc", "req/s", "p50", "p99", "p99.9", "max",
+		"CPU/req", "errors")
+	for _, r := range rs {
+		slices.Sort(r.latencies)
+		fmt.Fprintf(w, "%-18s %4d %9.0f %8s %8s %8s %8s %9s %6d\n", r.target, r.conc, r.rps(),
+			fmtDur(percentile(r.latencies, 50)), fmtDur(percentile(r.latencies, 99)), fmtDur(percentile(r.latencies, 99.9)),
+			fmtDur(percentile(r.latencies, 100)), fmt.Sprintf("%.1fµs", float64(r.cpuPerRequest())/float64(time.Microsecond)), r.errors)
+	}
+}

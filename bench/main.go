@@ -46,6 +46,7 @@ type options struct {
 	memRevoked, memCached int
 	phases                string
 	keep                  bool
+	pacedRate             float64
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&o.logouts, "logouts", 1000, "revocations in the propagation run")
 	flag.IntVar(&o.memRevoked, "mem-revoked", 1_000_000, "revocations in the memory run")
 	flag.IntVar(&o.memCached, "mem-cached", 100_000, "cached tokens in the memory run")
+	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "requests/s in all of paced latency runs at concurrency 16 after the closed-loop ones (0: none)")
 	flag.StringVar(&o.phases, "phases", "throughput,propagation,memory", "phases to run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, logs)")
 	env := flag.String("server-env", "", `environment for every server, the floor included, e.g. "GOGC=400 GOMEMLIMIT=200MiB"`)
