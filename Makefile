@@ -37,6 +37,8 @@ fuzz: ## each fuzz target for 60s
 	$(GO) test -run='^$$' -fuzz=FuzzCanonicalPath -fuzztime=60s ./policy/
 	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=60s ./policy/
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=60s ./token/
+	$(GO) test -run='^$$' -fuzz=FuzzCheckAuthorization -fuzztime=60s ./extauthz/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=60s ./extauthz/
 
 clean:
 	rm -rf bin

@@ -59,37 +59,45 @@ const maxSamples = 500_000
 
 // drive sends reqs round-robin from conc workers for d; each worker waits for its answer before the next request.
 func drive(t *target, reqs []rawMsg, conc int, d time.Duration, wantAllow bool) runStats {
-	var next atomic.Int64
-	var errs atomic.Int64
+	return load(t, reqs, conc, d, wantAllow, func(_ int, _, stopAt time.Time, send func(from time.Time)) {
+		for {
+			t0 := time.Now()
+			if t0.After(stopAt) {
+				return
+			}
+			send(t0)
+		}
+	})
+}
+
+// load runs conc workers against t for d and gathers what they measured. A worker calls send for each request,
+// with the time the request's latency counts from; send picks the next request and waits for its answer.
+func load(t *target, reqs []rawMsg, conc int, d time.Duration, wantAllow bool,
+	worker func(w int, start, stopAt time.Time, send func(from time.Time))) runStats {
+	var next, errs, done atomic.Int64
 	per := make([][]time.Duration, conc)
-	var done atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
 	defer cancel()
 	cpu0 := t.p.cpuTime()
 	start := time.Now()
-	stopAt := start.Add(d)
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
 			conn := t.conns[w%len(t.conns)]
 			lat := make([]time.Duration, 0, maxSamples/conc)
-			for {
+			worker(w, start, start.Add(d), func(from time.Time) {
 				i := next.Add(1)
-				t0 := time.Now()
-				if t0.After(stopAt) {
-					break
-				}
 				ok, err := rawCheck(ctx, conn, &reqs[int(i)%len(reqs)])
-				el := time.Since(t0)
+				el := time.Since(from)
 				if err != nil || (wantAllow && !ok) {
 					errs.Add(1)
-					continue
+					return
 				}
 				done.Add(1)
 				if len(lat) < cap(lat) {
 					lat = append(lat, el)
 				}
-			}
+			})
 			per[w] = lat
 		})
 	}
@@ -235,48 +243,18 @@ func fmtDur(d time.Duration) string {
 // worker was late because the previous answer was (no coordinated omission), else from when it was sent (the
 // load generator's own timer slack is not the server's).
 func pace(t *target, reqs []rawMsg, conc int, rate float64, d time.Duration, wantAllow bool) runStats {
-	var next, errs, done atomic.Int64
-	per := make([][]time.Duration, conc)
-	ctx, cancel := context.WithTimeout(context.Background(), d+10*time.Second)
-	defer cancel()
 	interval := time.Duration(float64(conc) / rate * float64(time.Second))
-	cpu0 := t.p.cpuTime()
-	start := time.Now()
-	stopAt := start.Add(d)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			conn := t.conns[w%len(t.conns)]
-			lat := make([]time.Duration, 0, min(maxSamples/conc, int(rate*d.Seconds())/conc+1))
-			due := start.Add(interval * time.Duration(w) / time.Duration(conc)) // spread the workers
-			for due.Before(stopAt) {
-				from := due
-				if wait := time.Until(due); wait > 0 {
-					time.Sleep(wait)
-					from = time.Now()
-				}
-				i := next.Add(1)
-				ok, err := rawCheck(ctx, conn, &reqs[int(i)%len(reqs)])
-				el := time.Since(from)
-				due = due.Add(interval)
-				if err != nil || (wantAllow && !ok) {
-					errs.Add(1)
-					continue
-				}
-				done.Add(1)
-				if len(lat) < cap(lat) {
-					lat = append(lat, el)
-				}
+	return load(t, reqs, conc, d, wantAllow, func(w int, start, stopAt time.Time, send func(from time.Time)) {
+		due := start.Add(interval * time.Duration(w) / time.Duration(conc)) // spread the workers
+		for ; due.Before(stopAt); due = due.Add(interval) {
+			from := due
+			if wait := time.Until(due); wait > 0 {
+				time.Sleep(wait)
+				from = time.Now()
 			}
-			per[w] = lat
-		})
-	}
-	wg.Wait()
-	r := runStats{elapsed: time.Since(start), requests: done.Load(), errors: errs.Load(), serverCPU: t.p.cpuTime() - cpu0}
-	for _, l := range per {
-		r.latencies = append(r.latencies, l...)
-	}
-	return r
+			send(from)
+		}
+	})
 }
 
 // pacedTable prints the latency percentiles of paced runs.

@@ -7,7 +7,8 @@
 //     1,000-route policy), and the ratio to the floor;
 //   - propagation: for each of 1,000 revocations written through the issuer's store, the time until all three
 //     sidecars deny the token;
-//   - memory: the resident memory of a sidecar holding 10^6 revocations and 10^5 cached tokens.
+//   - memory: the resident memory of a sidecar holding 10^6 revocations and 10^5 cached tokens;
+//   - with -paced-rate, latency percentiles at a fixed request rate, after the closed-loop runs.
 //
 // Servers run on CPU 0 and the load generator (and Redis) on CPU 1 when taskset exists. See bench/README.md.
 package main

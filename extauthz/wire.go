@@ -139,7 +139,7 @@ func (r *request) decodeMessage(b []byte, kind int) bool {
 		case msgHeaderMap:
 			if num == fieldHeaderMapHeaders {
 				var h header
-				if h, ok = decodeHeaderValue(v); ok {
+				if h, ok = decodePair(v, true); ok {
 					r.headerMap = append(r.headerMap, h)
 				}
 			}
@@ -165,7 +165,7 @@ func (r *request) decodeHTTPField(num protowire.Number, v []byte) bool {
 	case fieldHTTPScheme:
 		dst = &r.scheme
 	case fieldHTTPHeaders:
-		h, ok := decodeMapEntry(v)
+		h, ok := decodePair(v, false)
 		if ok {
 			r.headers = append(r.headers, h)
 		}
@@ -180,33 +180,10 @@ func (r *request) decodeHTTPField(num protowire.Number, v []byte) bool {
 	return ok
 }
 
-// decodeMapEntry decodes a map<string, string> entry; a missing key or value is "".
-func decodeMapEntry(b []byte) (header, bool) {
-	var h header
-	for len(b) > 0 {
-		num, typ, v, rest, ok := consumeField(b)
-		if !ok {
-			return h, false
-		}
-		b = rest
-		if typ != protowire.BytesType {
-			continue
-		}
-		switch num {
-		case fieldMapKey:
-			h.name, ok = utf8String(v)
-		case fieldMapValue:
-			h.value, ok = utf8String(v)
-		}
-		if !ok {
-			return h, false
-		}
-	}
-	return h, true
-}
-
-// decodeHeaderValue decodes a config.core.v3.HeaderValue, its value being raw_value when that is not empty.
-func decodeHeaderValue(b []byte) (header, bool) {
+// decodePair decodes a map<string, string> entry (withRaw false) or a config.core.v3.HeaderValue (withRaw true):
+// fields 1 and 2 are the name and value ("" when missing); a HeaderValue's field 3, raw_value, replaces the value
+// when it is not empty. In a map entry field 3 is unknown, so skipped.
+func decodePair(b []byte, withRaw bool) (header, bool) {
 	var h header
 	var raw []byte
 	for len(b) > 0 {
@@ -218,12 +195,12 @@ func decodeHeaderValue(b []byte) (header, bool) {
 		if typ != protowire.BytesType {
 			continue
 		}
-		switch num {
-		case fieldMapKey:
+		switch {
+		case num == fieldMapKey:
 			h.name, ok = utf8String(v)
-		case fieldMapValue:
+		case num == fieldMapValue:
 			h.value, ok = utf8String(v)
-		case fieldHeaderRawValue:
+		case num == fieldHeaderRawValue && withRaw:
 			raw = v // bytes: not checked for UTF-8
 		}
 		if !ok {

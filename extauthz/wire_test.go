@@ -124,6 +124,8 @@ func TestDecodeMatchesProto(t *testing.T) {
 		"method as varint": wrapHTTP(protowire.AppendVarint(protowire.AppendTag(nil, fieldHTTPMethod, protowire.VarintType), 7)),
 		"map entry without key": wrapHTTP(protowire.AppendBytes(protowire.AppendTag(nil, fieldHTTPHeaders, protowire.BytesType),
 			protowire.AppendString(protowire.AppendTag(nil, fieldMapValue, protowire.BytesType), "v"))),
+		"map entry with a field 3": wrapHTTP(protowire.AppendBytes(protowire.AppendTag(nil, fieldHTTPHeaders, protowire.BytesType),
+			protowire.AppendString(protowire.AppendTag(protowire.AppendString(protowire.AppendTag(nil, fieldMapKey, protowire.BytesType), "authorization"), fieldHeaderRawValue, protowire.BytesType), "not a value"))),
 		"map entry with an unknown field": wrapHTTP(protowire.AppendBytes(protowire.AppendTag(nil, fieldHTTPHeaders, protowire.BytesType),
 			protowire.AppendVarint(protowire.AppendTag(protowire.AppendString(protowire.AppendTag(nil, fieldMapKey, protowire.BytesType), "k"), 9, protowire.VarintType), 1))),
 	}
