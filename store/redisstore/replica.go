@@ -478,6 +478,7 @@ func (r *Replica) load(ctx context.Context) error {
 			break
 		}
 	}
+	entries := len(jtis) + len(sids) + len(users) // once published, the maps are written under r.mu (applyLocal)
 	r.mu.Lock()
 	r.jtis, r.sids, r.users = jtis, sids, users
 	r.mu.Unlock()
@@ -485,7 +486,7 @@ func (r *Replica) load(ctx context.Context) error {
 	r.nextSweep = r.s.now().Add(r.sweep)
 	r.loads.Add(1)
 	r.log.LogAttrs(ctx, slog.LevelInfo, "revocation replica loaded", slog.String("event", "replica.loaded"),
-		slog.Int("entries", len(jtis)+len(sids)+len(users)), slog.Int64("event", head))
+		slog.Int("entries", entries), slog.Int64("event", head))
 	return nil
 }
 
