@@ -352,3 +352,61 @@ func TestCheckAllocations(t *testing.T) {
 		}
 	}
 }
+
+// Strict mode against a Redis that stops answering (SIGSTOP): a Check answers 503 store_unavailable once
+// RevocationTimeout passes, not only when the store's own I/O timeouts (200 ms per read or write) give up, and it
+// allows again once Redis is back.
+func TestStrictLookupTimesOutOnAHungRedis(t *testing.T) {
+	rds := redistest.StartServer(t, redistest.Options{})
+	h := newHarness(t)
+	clock := func() time.Time { return time.Now() }
+	rs, err := redisstore.Open("redis://"+rds.Addr, "x:", clock, redisstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	h.now = time.Now().Add(time.Second).Truncate(time.Second) // tokens issued after the store's generation began
+	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: rs,
+		Now: h.srv.now, Logger: slog.New(slog.DiscardHandler), RevocationTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.revLocal {
+		t.Fatal("the Redis store must not count as local")
+	}
+	req := NewCheckRequest("GET", "api.example.com", "/me", bearer(h.sign(h.claims(token.Access, "user"))))
+	if resp, _ := srv.Check(context.Background(), req); httpStatus(resp) != 200 {
+		t.Fatalf("before the pause: %d %s", httpStatus(resp), reason(resp))
+	}
+
+	rds.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			rds.Resume()
+		}
+	}()
+	start := time.Now()
+	resp, _ := srv.Check(context.Background(), req)
+	took := time.Since(start)
+	if httpStatus(resp) != 503 || reason(resp) != ReasonStoreUnavailable {
+		t.Fatalf("with Redis hung: %d %s, want 503 %s", httpStatus(resp), reason(resp), ReasonStoreUnavailable)
+	}
+	if took >= 150*time.Millisecond {
+		t.Errorf("answered after %v: the revocation timeout (20ms) did not bound the lookup", took)
+	}
+
+	rds.Resume()
+	resumed = true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := srv.Check(context.Background(), req)
+		if httpStatus(resp) == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after Redis resumed: still %d %s", httpStatus(resp), reason(resp))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
