@@ -499,7 +499,7 @@ func (s *Store) PutPendingMFA(ctx context.Context, userID string, sec []byte, un
 		delete(s.pending, userID)
 		return nil
 	}
-	s.pending[userID] = secret{b: clone(sec), until: until}
+	s.pending[userID] = secret{b: slices.Clone(sec), until: until}
 	s.wrote(now)
 	return nil
 }
@@ -518,7 +518,7 @@ func (s *Store) GetPendingMFA(ctx context.Context, userID string) ([]byte, error
 		delete(s.pending, userID)
 		return nil, store.ErrNotFound
 	}
-	return clone(p.b), nil
+	return slices.Clone(p.b), nil
 }
 
 func (s *Store) DeletePendingMFA(ctx context.Context, userID string) error {
@@ -543,7 +543,7 @@ func (s *Store) PutMFA(ctx context.Context, userID string, e store.MFAEnrollment
 	for _, c := range e.BackupCodes {
 		backup[c] = struct{}{}
 	}
-	s.mfa[userID] = enrollment{secret: clone(e.Secret), backup: backup, enabledAt: e.EnabledAt}
+	s.mfa[userID] = enrollment{secret: slices.Clone(e.Secret), backup: backup, enabledAt: e.EnabledAt}
 	s.wrote(now)
 	return nil
 }
@@ -557,7 +557,7 @@ func (s *Store) GetMFA(ctx context.Context, userID string) (store.MFAEnrollment,
 	if !ok {
 		return store.MFAEnrollment{}, store.ErrNotFound
 	}
-	out := store.MFAEnrollment{Secret: clone(e.secret), EnabledAt: e.enabledAt}
+	out := store.MFAEnrollment{Secret: slices.Clone(e.secret), EnabledAt: e.enabledAt}
 	for c := range e.backup {
 		out.BackupCodes = append(out.BackupCodes, c)
 	}
@@ -640,11 +640,4 @@ func (s *Store) Claim(ctx context.Context, key string, until time.Time) (bool, e
 	s.once[key] = until
 	s.wrote(now)
 	return true, nil
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return slices.Clone(b)
 }

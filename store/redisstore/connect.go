@@ -152,23 +152,11 @@ func FailoverOptions(t Target) (*redis.FailoverOptions, error) {
 	if err := checkAddrs("sentinel", sn.Addrs); err != nil {
 		return nil, err
 	}
-	return &redis.FailoverOptions{
-		MasterName:            sn.Master,
-		SentinelAddrs:         sn.Addrs,
-		SentinelPassword:      sn.Password,
-		Username:              t.Username,
-		Password:              t.Password,
-		TLSConfig:             tlsConfig(t.TLS),
-		ContextTimeoutEnabled: true,
-		DialTimeout:           dialTimeout,
-		DialerRetries:         dialerRetries,
-		ReadTimeout:           ioTimeout,
-		WriteTimeout:          ioTimeout,
-		PoolTimeout:           ioTimeout,
-		PoolSize:              poolSize(),
-		MaxRetries:            maxRetries,
-		// go-redis turns maintenance notifications off for failover clients.
-	}, nil
+	o := nodeOptions(t, sn.Addrs)
+	o.MasterName = sn.Master
+	o.SentinelPassword = sn.Password
+	o.MaxRetries = maxRetries
+	return o.Failover(), nil // go-redis turns maintenance notifications off for failover clients
 }
 
 // ClusterOptions are the go-redis options for t.Cluster, with the settings of ClientOptions (PoolSize is per node).
@@ -179,21 +167,28 @@ func ClusterOptions(t Target) (*redis.ClusterOptions, error) {
 	if err := checkAddrs("cluster", t.Cluster.Addrs); err != nil {
 		return nil, err
 	}
-	return &redis.ClusterOptions{
-		Addrs:                    t.Cluster.Addrs,
-		Username:                 t.Username,
-		Password:                 t.Password,
-		TLSConfig:                tlsConfig(t.TLS),
-		ContextTimeoutEnabled:    true,
-		DialTimeout:              dialTimeout,
-		DialerRetries:            dialerRetries,
-		ReadTimeout:              ioTimeout,
-		WriteTimeout:             ioTimeout,
-		PoolTimeout:              ioTimeout,
-		PoolSize:                 poolSize(),
-		MaxRedirects:             maxRedirects,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	}, nil
+	o := nodeOptions(t, t.Cluster.Addrs)
+	o.MaxRedirects = maxRedirects
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return o.Cluster(), nil
+}
+
+// nodeOptions are the settings of ClientOptions for the data nodes of a Sentinel or Cluster target, in the form
+// go-redis turns into either kind of options (UniversalOptions.Failover, .Cluster).
+func nodeOptions(t Target, addrs []string) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:                 addrs,
+		Username:              t.Username,
+		Password:              t.Password,
+		TLSConfig:             tlsConfig(t.TLS),
+		ContextTimeoutEnabled: true,
+		DialTimeout:           dialTimeout,
+		DialerRetries:         dialerRetries,
+		ReadTimeout:           ioTimeout,
+		WriteTimeout:          ioTimeout,
+		PoolTimeout:           ioTimeout,
+		PoolSize:              poolSize(),
+	}
 }
 
 func checkAddrs(what string, addrs []string) error {

@@ -204,6 +204,42 @@ func TestRedisOnly(t *testing.T) {
 		}
 	})
 
+	// Each revocation trims the events older than the stream retention (WithStreamRetention, the longest token
+	// lifetime) by Redis's clock. Trimming is approximate: Redis drops whole stream nodes (up to 100 entries), so
+	// a few old events may stay, never a recent one.
+	t.Run("StreamTrimmedByAge", func(t *testing.T) {
+		p := "t:" + t.Name() + ":"
+		s, err := redisstore.Open("redis://"+addr, p, clock, redisstore.WithStreamRetention(time.Hour))
+		must(t, err)
+		t.Cleanup(func() { s.Close() })
+		raw := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { raw.Close() })
+		stream := p + "{rev}:log"
+		const n = 1000
+		recent := time.Now().Add(-time.Minute).UnixMilli()
+		_, err = raw.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i := range n { // from 1970, then from a minute ago
+				pl.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: fmt.Sprintf("1-%d", i+1), Values: []any{"n", i}})
+			}
+			for i := range n {
+				pl.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-%d", recent, i+1), Values: []any{"n", i}})
+			}
+			return nil
+		})
+		must(t, err)
+		must(t, s.RevokeToken(ctx, "j", time.Now().Add(time.Hour)))
+		old, err := raw.XRange(ctx, stream, "-", fmt.Sprintf("%d", recent-1)).Result()
+		must(t, err)
+		kept, err := raw.XRange(ctx, stream, fmt.Sprintf("%d", recent), "+").Result()
+		must(t, err)
+		if len(old) > 100 {
+			t.Errorf("%d of %d events older than the retention kept, want at most one stream node (100)", len(old), n)
+		}
+		if len(kept) != n+1 || kept[n].Values["id"] != "j" {
+			t.Errorf("%d events within the retention kept, want all %d (the new one included)", len(kept), n+1)
+		}
+	})
+
 	t.Run("RevokedIsOneRoundTrip", func(t *testing.T) {
 		s, raw := newStore(t, addr, clock)
 		must(t, redisstore.SeedGeneration(ctx, raw, "t:"+t.Name()+":"))

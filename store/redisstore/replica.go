@@ -50,11 +50,9 @@ type Replica struct {
 
 	heard atomic.Int64 // injected-clock Unix ns at which the last successful poll began; 0 = stale
 
-	seed  maphash.Seed
-	mu    sync.RWMutex
-	jtis  map[uint64]int64 // hash of the id -> expiry, Unix ms
-	sids  map[uint64]int64
-	users map[uint64]userCut
+	seed maphash.Seed
+	mu   sync.RWMutex
+	rev  revocations // replaced only by the follower (load); written under mu
 
 	// Owned by the follower goroutine.
 	lastID    string      // stream id to read after
@@ -78,6 +76,34 @@ type Replica struct {
 }
 
 type userCut struct{ before, until int64 } // Unix ms
+
+// revocations is a replica's copy of the revocation keys, by the hash of the id: expiries, and for users the
+// cut-off too, as Unix ms.
+type revocations struct {
+	jtis, sids map[uint64]int64
+	users      map[uint64]userCut
+}
+
+func newRevocations() revocations {
+	return revocations{jtis: map[uint64]int64{}, sids: map[uint64]int64{}, users: map[uint64]userCut{}}
+}
+
+// add folds in one revocation of the given kind (before is the user cut-off, ignored for the others), keeping the
+// later expiry and the later cut-off as the revoke scripts do: whether the key, its stream event or this
+// process's own write arrives first or twice, the copy ends up the same.
+func (c revocations) add(kind string, h uint64, before, until int64) {
+	switch kind {
+	case kindJTI:
+		c.jtis[h] = max(c.jtis[h], until)
+	case kindSID:
+		c.sids[h] = max(c.sids[h], until)
+	case kindUser:
+		u := c.users[h]
+		c.users[h] = userCut{before: max(u.before, before), until: max(u.until, until)}
+	}
+}
+
+func (c revocations) len() int { return len(c.jtis) + len(c.sids) + len(c.users) }
 
 // ReplicaOptions tune a Replica. The zero value is the default.
 type ReplicaOptions struct {
@@ -133,7 +159,7 @@ func (s *Store) newReplica(o ReplicaOptions) (*Replica, context.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{
 		s: s, log: o.Logger, maxStale: o.MaxStaleness, block: o.Poll, sweep: o.SweepEvery,
-		seed: maphash.MakeSeed(), jtis: map[uint64]int64{}, sids: map[uint64]int64{}, users: map[uint64]userCut{},
+		seed: maphash.MakeSeed(), rev: newRevocations(),
 		lastID: streamOrigin, progress: make(chan struct{}), cancel: cancel,
 	}
 	s.replicasMu.Lock()
@@ -194,17 +220,17 @@ func (r *Replica) Revoked(ctx context.Context, jti, sid, userID string, issuedAt
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if jti != "" {
-		if until, ok := r.jtis[r.hash(jti)]; ok && nowMs < until {
+		if until, ok := r.rev.jtis[r.hash(jti)]; ok && nowMs < until {
 			return true, nil
 		}
 	}
 	if sid != "" {
-		if until, ok := r.sids[r.hash(sid)]; ok && nowMs < until {
+		if until, ok := r.rev.sids[r.hash(sid)]; ok && nowMs < until {
 			return true, nil
 		}
 	}
 	if userID != "" {
-		if c, ok := r.users[r.hash(userID)]; ok && nowMs < c.until && iat < c.before {
+		if c, ok := r.rev.users[r.hash(userID)]; ok && nowMs < c.until && iat < c.before {
 			return true, nil
 		}
 	}
@@ -222,7 +248,7 @@ func (r *Replica) fresh(now time.Time) bool {
 func (r *Replica) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.jtis) + len(r.sids) + len(r.users)
+	return r.rev.len()
 }
 
 // ReplicaStats counts what the follower did.
@@ -426,7 +452,7 @@ func (r *Replica) generation(ctx context.Context, cmd *redis.StringCmd) (*genera
 func (r *Replica) load(ctx context.Context) error {
 	r.heard.Store(0)
 	r.mu.Lock()
-	r.jtis, r.sids, r.users = map[uint64]int64{}, map[uint64]int64{}, map[uint64]userCut{}
+	r.rev = newRevocations()
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
@@ -456,7 +482,7 @@ func (r *Replica) load(ctx context.Context) error {
 	if len(tail) > 0 {
 		from, fromN = tail[0].ID, stringField(tail[0].Values, "n")
 	}
-	jtis, sids, users := map[uint64]int64{}, map[uint64]int64{}, map[uint64]userCut{}
+	rev := newRevocations()
 	nowMs := r.s.now().UnixMilli()
 	revPrefix := r.s.prefix + revTag
 	pattern := escapeGlob(revPrefix) + "*"
@@ -471,16 +497,16 @@ func (r *Replica) load(ctx context.Context) error {
 		if err != nil {
 			return wrap("replica: scan", err)
 		}
-		if err := r.loadKeys(ctx, revPrefix, keys, nowMs, jtis, sids, users); err != nil {
+		if err := r.loadKeys(ctx, revPrefix, keys, nowMs, rev); err != nil {
 			return err
 		}
 		if cursor = next; cursor == 0 {
 			break
 		}
 	}
-	entries := len(jtis) + len(sids) + len(users) // once published, the maps are written under r.mu (applyLocal)
+	entries := rev.len() // once published, the maps are written under r.mu (applyLocal)
 	r.mu.Lock()
-	r.jtis, r.sids, r.users = jtis, sids, users
+	r.rev = rev
 	r.mu.Unlock()
 	r.lastID, r.lastIDN, r.lastN, r.loaded, r.caughtUp = from, fromN, head, g, false
 	r.nextSweep = r.s.now().Add(r.sweep)
@@ -490,9 +516,8 @@ func (r *Replica) load(ctx context.Context) error {
 	return nil
 }
 
-// loadKeys reads the expiry (and the user cut-off) of one SCAN step's keys in one pipeline.
-func (r *Replica) loadKeys(ctx context.Context, revPrefix string, keys []string, nowMs int64,
-	jtis, sids map[uint64]int64, users map[uint64]userCut) error {
+// loadKeys reads the expiry (and the user cut-off) of one SCAN step's keys in one pipeline into rev.
+func (r *Replica) loadKeys(ctx context.Context, revPrefix string, keys []string, nowMs int64, rev revocations) error {
 	// The stream, its counter and the marker share the prefix (and the slot) with the entries.
 	keys = slices.DeleteFunc(keys, func(k string) bool {
 		kind, _, _ := strings.Cut(strings.TrimPrefix(k, revPrefix), ":")
@@ -532,13 +557,8 @@ func (r *Replica) loadKeys(ctx context.Context, revPrefix string, keys []string,
 		if !ok {
 			continue
 		}
-		h := r.hash(id)
-		switch kind {
-		case kindJTI:
-			jtis[h] = max(jtis[h], until)
-		case kindSID:
-			sids[h] = max(sids[h], until)
-		case kindUser:
+		var before int64
+		if kind == kindUser {
 			v, err := cuts[i].Result()
 			if errors.Is(err, redis.Nil) {
 				continue
@@ -546,16 +566,14 @@ func (r *Replica) loadKeys(ctx context.Context, revPrefix string, keys []string,
 			if err != nil {
 				return wrap("replica: load", err)
 			}
-			before, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
+			if before, err = strconv.ParseInt(v, 10, 64); err != nil {
 				// Fail closed for this user only: every token of theirs is refused until the key expires.
 				r.log.LogAttrs(ctx, slog.LevelError, "corrupt user revocation: refusing all of the user's tokens",
 					slog.String("event", "replica.corrupt"), slog.String("key", k))
 				before = math.MaxInt64
 			}
-			c := users[h]
-			users[h] = userCut{before: max(c.before, before), until: max(c.until, until)}
 		}
+		rev.add(kind, r.hash(id), before, until)
 	}
 	return nil
 }
@@ -606,26 +624,21 @@ func (r *Replica) applyLocked(v map[string]any) error {
 	if err != nil {
 		return err
 	}
-	h := r.hash(id)
+	var before int64
 	switch kind {
-	case kindJTI:
-		r.jtis[h] = max(r.jtis[h], until)
-	case kindSID:
-		r.sids[h] = max(r.sids[h], until)
+	case kindJTI, kindSID:
 	case kindUser:
 		b, ok := field("b")
 		if !ok {
 			return errors.New("user event without cut-off")
 		}
-		before, err := strconv.ParseInt(b, 10, 64)
-		if err != nil {
+		if before, err = strconv.ParseInt(b, 10, 64); err != nil {
 			return err
 		}
-		c := r.users[h]
-		r.users[h] = userCut{before: max(c.before, before), until: max(c.until, until)}
 	default:
 		return fmt.Errorf("unknown kind %q", kind)
 	}
+	r.rev.add(kind, r.hash(id), before, until)
 	return nil
 }
 
@@ -634,15 +647,7 @@ func (r *Replica) applyLocal(kind, id string, before, until int64) {
 	h := r.hash(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch kind {
-	case kindJTI:
-		r.jtis[h] = max(r.jtis[h], until)
-	case kindSID:
-		r.sids[h] = max(r.sids[h], until)
-	case kindUser:
-		c := r.users[h]
-		r.users[h] = userCut{before: max(c.before, before), until: max(c.until, until)}
-	}
+	r.rev.add(kind, h, before, until)
 }
 
 // maybeSweep drops expired entries when a sweep is due. It finds them under the read lock, so lookups go on, and
@@ -658,14 +663,14 @@ func (r *Replica) maybeSweep() {
 
 func (r *Replica) sweepNow(nowMs int64) {
 	r.mu.RLock()
-	jtis, sids, users := r.jtis, r.sids, r.users // replaced only by this goroutine (load)
-	deadJTI := expired(jtis, func(u int64) bool { return u <= nowMs })
-	deadSID := expired(sids, func(u int64) bool { return u <= nowMs })
-	deadUser := expired(users, func(c userCut) bool { return c.until <= nowMs })
+	rev := r.rev // replaced only by this goroutine (load)
+	deadJTI := expired(rev.jtis, func(u int64) bool { return u <= nowMs })
+	deadSID := expired(rev.sids, func(u int64) bool { return u <= nowMs })
+	deadUser := expired(rev.users, func(c userCut) bool { return c.until <= nowMs })
 	r.mu.RUnlock()
-	deleteChunked(&r.mu, jtis, deadJTI, func(u int64) bool { return u <= nowMs })
-	deleteChunked(&r.mu, sids, deadSID, func(u int64) bool { return u <= nowMs })
-	deleteChunked(&r.mu, users, deadUser, func(c userCut) bool { return c.until <= nowMs })
+	deleteChunked(&r.mu, rev.jtis, deadJTI, func(u int64) bool { return u <= nowMs })
+	deleteChunked(&r.mu, rev.sids, deadSID, func(u int64) bool { return u <= nowMs })
+	deleteChunked(&r.mu, rev.users, deadUser, func(c userCut) bool { return c.until <= nowMs })
 }
 
 func expired[V any](m map[uint64]V, dead func(V) bool) []uint64 {

@@ -90,6 +90,30 @@ func newFixture(t *testing.T, o redistest.Options, ro ReplicaOptions, paused fun
 	return f
 }
 
+// pauser parks the follower before its next poll when asked, so a test can change Redis (or the copy) behind its
+// back. Pass hook to newFixture.
+type pauser struct {
+	armed        atomic.Bool
+	parked, gate chan struct{}
+}
+
+func newPauser() *pauser { return &pauser{parked: make(chan struct{}), gate: make(chan struct{})} }
+
+func (p *pauser) hook() {
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.parked)
+		<-p.gate
+	}
+}
+
+// hold returns once the follower is parked; it stays parked until release. Once per pauser.
+func (p *pauser) hold() {
+	p.armed.Store(true)
+	<-p.parked
+}
+
+func (p *pauser) release() { close(p.gate) }
+
 func (f *fixture) sync() {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
@@ -275,20 +299,13 @@ func TestReplicaReloads(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var pause atomic.Bool
-			parked, gate := make(chan struct{}), make(chan struct{})
-			f := newFixture(t, redistest.Options{}, ReplicaOptions{}, func() {
-				if pause.CompareAndSwap(true, false) {
-					close(parked)
-					<-gate
-				}
-			})
+			p := newPauser()
+			f := newFixture(t, redistest.Options{}, ReplicaOptions{}, p.hook)
 			iat := f.clock.now().Add(-time.Minute)
 			f.revokeJTIs(0, 5)
 			f.sync()
 			// Hold the follower before its next poll, then write and lose the events it has not read.
-			pause.Store(true)
-			<-parked
+			p.hold()
 			f.revokeJTIs(0, 1) // changes nothing (same expiry): no event
 			f.revokeJTIs(5, 10)
 			last, err := f.raw.XRevRangeN(f.ctx, f.prefix+"{rev}:log", "+", "-", 1).Result()
@@ -296,7 +313,7 @@ func TestReplicaReloads(t *testing.T) {
 				t.Fatalf("stream head: %v %v", last, err)
 			}
 			c.break_(f, last[0].ID)
-			close(gate)
+			p.release()
 			f.sync()
 			f.mustRevokedJTIs(0, 10, iat)
 			if st := f.r.Stats(); st.Loads != 2 {
@@ -314,19 +331,12 @@ func TestReplicaReloads(t *testing.T) {
 // would skip them as applied. It must notice that its last entry is gone and reload. Simulated on one server: the
 // lost events and their keys are deleted and the counter set back, as the promoted replica would hold them.
 func TestReplicaReloadsWhenHistoryIsRewritten(t *testing.T) {
-	var pause atomic.Bool
-	parked, gate := make(chan struct{}), make(chan struct{})
-	f := newFixture(t, redistest.Options{}, ReplicaOptions{}, func() {
-		if pause.CompareAndSwap(true, false) {
-			close(parked)
-			<-gate
-		}
-	})
+	p := newPauser()
+	f := newFixture(t, redistest.Options{}, ReplicaOptions{}, p.hook)
 	iat := f.clock.now().Add(-time.Minute)
 	f.revokeJTIs(0, 5)
 	f.sync() // applied events 1..5
-	pause.Store(true)
-	<-parked
+	p.hold()
 
 	stream := f.prefix + "{rev}:log"
 	last, err := f.raw.XRevRangeN(f.ctx, stream, "+", "-", 2).Result()
@@ -345,7 +355,7 @@ func TestReplicaReloadsWhenHistoryIsRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.revokeJTIs(5, 7) // numbered 4 and 5 again, with stream ids after the deleted ones
-	close(gate)
+	p.release()
 
 	f.eventually("a reload", func() bool { return f.r.Stats().Loads == 2 })
 	f.sync()
@@ -460,7 +470,7 @@ func TestReplicaMemoryPerEntry(t *testing.T) {
 	before := heapInUse()
 	r.mu.Lock()
 	for i := range n {
-		r.jtis[r.hash(fmt.Sprintf("%022d", i))] = 1 << 60
+		r.rev.jtis[r.hash(fmt.Sprintf("%022d", i))] = 1 << 60
 	}
 	r.mu.Unlock()
 	per := float64(heapInUse()-before) / n
@@ -487,9 +497,13 @@ func TestEscapeGlob(t *testing.T) {
 // A sidecar sharing the process with the issuer denies a token as soon as logout returned, without waiting for
 // the stream.
 func TestReplicaSeesOwnProcessWritesAtOnce(t *testing.T) {
-	f := newFixture(t, redistest.Options{}, ReplicaOptions{}, nil)
+	p := newPauser()
+	f := newFixture(t, redistest.Options{}, ReplicaOptions{}, p.hook)
 	now := f.clock.now()
 	iat := now.Add(-time.Minute)
+	// The follower is held, so the stream cannot be what tells the replica. The clock does not move: the copy
+	// stays fresh meanwhile.
+	p.hold()
 	// Writes through the replica's own store, with no Sync in between.
 	if err := f.rs.RevokeToken(f.ctx, "j", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
@@ -504,6 +518,45 @@ func TestReplicaSeesOwnProcessWritesAtOnce(t *testing.T) {
 	}
 	f.mustRevoked(true, "", "", "u", iat)
 	f.mustRevoked(false, "", "", "u", now)
+	p.release()
 	f.sync() // and the stream's copy of the same changes agrees
 	f.mustRevoked(true, "j", "s", "u", iat)
+}
+
+// Revoked is the sidecar's hot path in replica mode: a lookup allocates nothing, hit or miss (BenchmarkCheck's
+// one allocation per request assumes it).
+func TestReplicaRevokedAllocatesNothing(t *testing.T) {
+	clock := newClock()
+	s := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), "", clock.now)
+	defer s.Close()
+	r, _ := s.newReplica(ReplicaOptions{})
+	g, err := newGeneration(time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.gen.Store(g)
+	r.heard.Store(clock.now().UnixNano())
+	r.applyLocal(kindJTI, "j", 0, clock.now().Add(time.Hour).UnixMilli())
+	r.applyLocal(kindUser, "u", clock.now().UnixMilli(), clock.now().Add(time.Hour).UnixMilli())
+	ctx := t.Context()
+	iat := clock.now().Add(-time.Minute)
+	for _, c := range []struct {
+		name           string
+		jti, sid, user string
+		want           bool
+	}{
+		{"jti hit", "j", "s", "u", true},
+		{"user hit", "x", "s", "u", true},
+		{"miss", "x", "s", "v", false},
+	} {
+		var got bool
+		var err error
+		allocs := testing.AllocsPerRun(100, func() { got, err = r.Revoked(ctx, c.jti, c.sid, c.user, iat) })
+		if err != nil || got != c.want {
+			t.Errorf("%s: Revoked = %v, %v; want %v", c.name, got, err, c.want)
+		}
+		if allocs != 0 {
+			t.Errorf("%s: %.1f allocations per Revoked, want 0", c.name, allocs)
+		}
+	}
 }
