@@ -10,7 +10,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/proto"
 
-	"gatehouse/policy"
 	"gatehouse/token"
 )
 
@@ -29,7 +28,7 @@ func bigPolicy(n int) string {
 // BenchmarkCheck is the decision hot path: a valid, cached access token on a 1,000-route policy, in-process.
 func BenchmarkCheck(b *testing.B) {
 	h := newHarness(&testing.T{})
-	h.srv.SetPolicy(mustCompileB(b, bigPolicy(1000)))
+	h.srv.SetPolicy(mustCompile(b, bigPolicy(1000)))
 	tok := h.sign(h.claims(token.Access, "user"))
 	req := NewCheckRequest("GET", "api.example.com", "/svc-500/items/42/detail", bearer(tok))
 	ctx := context.Background()
@@ -49,7 +48,7 @@ func BenchmarkCheck(b *testing.B) {
 // BenchmarkCheckDeny measures the common denial (no token) on the same policy.
 func BenchmarkCheckDeny(b *testing.B) {
 	h := newHarness(&testing.T{})
-	h.srv.SetPolicy(mustCompileB(b, bigPolicy(1000)))
+	h.srv.SetPolicy(mustCompile(b, bigPolicy(1000)))
 	req := NewCheckRequest("GET", "api.example.com", "/svc-500/items/42", nil)
 	ctx := context.Background()
 	h.srv.log = slog.New(slog.DiscardHandler)
@@ -59,20 +58,11 @@ func BenchmarkCheckDeny(b *testing.B) {
 	}
 }
 
-func mustCompileB(b *testing.B, src string) *policy.Policy {
-	b.Helper()
-	p, err := policy.Compile("p.yaml", []byte(src))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return p
-}
-
 // BenchmarkCheckWire is the hot path as the gRPC service runs it: an Envoy-shaped request decoded from its bytes
 // into a pooled request, then decided (valid cached token, 1,000-route policy).
 func BenchmarkCheckWire(b *testing.B) {
 	h := newHarness(&testing.T{})
-	h.srv.SetPolicy(mustCompileB(b, bigPolicy(1000)))
+	h.srv.SetPolicy(mustCompile(b, bigPolicy(1000)))
 	tok := h.sign(h.claims(token.Access, "user"))
 	req := envoyShaped()
 	req.Attributes.Request.Http.Method, req.Attributes.Request.Http.Path = "GET", "/svc-500/items/42/detail"

@@ -89,15 +89,13 @@ func (b *browser) cookieToken(h *request) (tok, reason string) {
 	}
 	v := vals[0]
 	if len(v) > token.MaxTokenSize {
-		return "", "token_too_large"
+		return "", reasonTokenTooLarge
 	}
 	if v == "" {
 		return "", ReasonTokenMissing // a deleted cookie some clients still send as "name="
 	}
-	for i := 0; i < len(v); i++ {
-		if !isB64TokenChar(v[i]) {
-			return "", ReasonTokenInvalid
-		}
+	if !token.IsB64Token(v) {
+		return "", ReasonTokenInvalid
 	}
 	if b.crossSite(h) {
 		return "", ReasonCSRF
@@ -158,7 +156,7 @@ func isNavigation(h *request) bool {
 // cookie may renew it), else sign-in; both with the request's URL to come back to, when it is allowed.
 func (b *browser) location(h *request, reason string) string {
 	target := b.signIn
-	if reason == "token_expired" {
+	if reason == reasonTokenExpired {
 		target = b.refresh
 	}
 	scheme := strings.ToLower(h.scheme)

@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -32,22 +31,9 @@ func newBrowserHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.Compile("policy.yaml", []byte(testPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := func() time.Time { return h.now }
-	h.srv, err = New(Config{
-		Policy:      p,
-		Verifier:    token.NewVerifier(h.keys.PublicOnly(), token.VerifierOptions{Issuer: testIssuer, Audience: testAudience, Now: clock}),
-		Revocations: h.store,
-		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
-		Now:         clock,
-		Browser:     &BrowserConfig{AccessCookie: "gatehouse_access", SignInURL: testSignIn, RefreshURL: testRefresh, Sites: sites},
+	h.srv = h.server(t, func(c *Config) {
+		c.Browser = &BrowserConfig{AccessCookie: "gatehouse_access", SignInURL: testSignIn, RefreshURL: testRefresh, Sites: sites}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return h
 }
 

@@ -66,8 +66,10 @@ func (c *claimsCache) get(k *cacheKey, now time.Time) *token.Claims {
 	return cl
 }
 
+// put remembers cl. Claims already expired at now are not kept: the verifier's leeway accepts a token for a while
+// after exp, but get would never return it, and storing it could evict a live entry.
 func (c *claimsCache) put(k *cacheKey, cl *token.Claims, now time.Time) {
-	if c.limit == 0 {
+	if c.limit == 0 || !now.Before(cl.ExpiresAt) {
 		return
 	}
 	s := c.shard(k)

@@ -39,3 +39,12 @@ func FuzzCheckAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// bearerToken is the token the decider would verify for h: one Bearer token of RFC 6750 b64token characters.
+func bearerToken(h *request) (tok, reason string) {
+	tok, reason = bearerCandidate(h)
+	if reason == "" && !token.IsB64Token(tok) {
+		return "", ReasonTokenInvalid
+	}
+	return tok, reason
+}

@@ -86,11 +86,7 @@ func (panickingRevocations) Revoked(context.Context, string, string, string, tim
 
 func TestPanicBecomesDenial(t *testing.T) {
 	h := newHarness(t)
-	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: panickingRevocations{}, Now: h.srv.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := serve(t, srv)
+	conn := serve(t, h.serverWith(t, panickingRevocations{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, NewCheckRequest("GET", "a", "/me", bearer(h.sign(h.claims(token.Access)))))

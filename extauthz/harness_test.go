@@ -58,6 +58,7 @@ type harness struct {
 	store  *memstore.Store
 	now    time.Time
 	logs   *bytes.Buffer
+	cfg    Config // what srv was built from
 }
 
 func newHarness(t *testing.T) *harness {
@@ -77,17 +78,35 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.store = memstore.New(clock)
-	h.srv, err = New(Config{
+	h.cfg = Config{
 		Policy:      p,
 		Verifier:    token.NewVerifier(h.keys.PublicOnly(), token.VerifierOptions{Issuer: testIssuer, Audience: testAudience, Now: clock}),
 		Revocations: h.store,
 		Logger:      slog.New(slog.NewJSONHandler(h.logs, nil)),
 		Now:         clock,
-	})
+	}
+	h.srv = h.server(t, nil)
+	return h
+}
+
+// server builds another Server from the harness's configuration, changed first by edit when it is not nil.
+func (h *harness) server(t *testing.T, edit func(*Config)) *Server {
+	t.Helper()
+	c := h.cfg
+	if edit != nil {
+		edit(&c)
+	}
+	srv, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return srv
+}
+
+// serverWith is the harness's Server over other Revocations.
+func (h *harness) serverWith(t *testing.T, r Revocations) *Server {
+	t.Helper()
+	return h.server(t, func(c *Config) { c.Revocations = r })
 }
 
 func (h *harness) claims(typ token.Type, roles ...string) token.Claims {

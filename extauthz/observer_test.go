@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -33,12 +34,7 @@ func (r *recordingObserver) TokenCache(hit bool) {
 func TestObserverSeesEveryDecisionAndCacheUse(t *testing.T) {
 	h := newHarness(t)
 	obs := &recordingObserver{hits: map[bool]int{}}
-	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: h.store,
-		Now: h.srv.now, Logger: h.srv.log, Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.srv = srv
+	h.srv = h.server(t, func(c *Config) { c.Observer = obs })
 	tok := h.sign(h.claims(token.Access, "user"))
 	h.check("GET", "api.example.com", "/me", bearer(tok))
 	h.check("GET", "api.example.com", "/me", bearer(tok))
@@ -55,5 +51,40 @@ func TestObserverSeesEveryDecisionAndCacheUse(t *testing.T) {
 	}
 	if obs.hits[false] != 1 || obs.hits[true] != 1 {
 		t.Errorf("cache use %v, want one miss then one hit", obs.hits)
+	}
+}
+
+// The observer's clock read is also the token check's "now": two reads per observed decision on a token route, one
+// without an observer, none on a public route without one.
+func TestClockReadsPerDecision(t *testing.T) {
+	h := newHarness(t)
+	tok := h.sign(h.claims(token.Access, "user"))
+	for _, c := range []struct {
+		name         string
+		obs          Observer
+		method, path string
+		hdr          map[string]string
+		want         int
+	}{
+		{"observed token route", &recordingObserver{hits: map[bool]int{}}, "GET", "/me", bearer(tok), 2},
+		{"token route", nil, "GET", "/me", bearer(tok), 1},
+		{"public route", nil, "POST", "/auth/login", nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reads := 0
+			srv := h.server(t, func(cfg *Config) {
+				cfg.Observer = c.obs
+				cfg.Now = func() time.Time { reads++; return h.now }
+			})
+			req := NewCheckRequest(c.method, "api.example.com", c.path, c.hdr)
+			if resp, _ := srv.Check(context.Background(), req); resp.GetOkResponse() == nil {
+				t.Fatalf("setup: %d %s", httpStatus(resp), reason(resp))
+			}
+			reads = 0
+			_, _ = srv.Check(context.Background(), req)
+			if reads != c.want {
+				t.Errorf("%d clock reads per decision, want %d", reads, c.want)
+			}
+		})
 	}
 }

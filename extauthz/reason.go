@@ -4,9 +4,10 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"gatehouse/policy"
+	"gatehouse/token"
 )
 
-// Reason codes shared by responses, audit logs and (later) metrics. Token verification reasons come from
+// Reason codes shared by responses, audit logs and metrics. Token verification reasons come from
 // token.Reason and policy reasons from the policy package; these are the decider's own.
 const (
 	ReasonMalformedRequest = "malformed_request"
@@ -19,6 +20,12 @@ const (
 	// ReasonRevocationStale: the revocation replica has not heard from Redis within revocation.max_staleness.
 	ReasonRevocationStale = "revocation_stale"
 	ReasonInternal        = "internal_error"
+)
+
+// Reasons from token.Reason that the decider gives itself or acts on, named from the token package's vocabulary.
+var (
+	reasonTokenTooLarge = token.Reason(token.ErrTooLarge) // refused before the token is hashed or scanned
+	reasonTokenExpired  = token.Reason(token.ErrExpired)  // a browser goes to refresh instead of sign-in
 )
 
 // outcome is one decision before it is rendered for Envoy.

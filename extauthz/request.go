@@ -9,23 +9,14 @@ import (
 )
 
 // authorizationValues returns the Authorization header values. With encode_raw_headers Envoy sends every copy
-// separately in header_map; otherwise duplicates arrive merged with "," in the headers map, which bearerToken
-// refuses because a token never contains a comma.
+// separately in header_map; otherwise duplicates arrive merged with "," in the headers map, which the decider
+// refuses because a comma is not a b64token character (token.IsB64Token).
 func authorizationValues(r *request, buf []string) []string { return r.values("authorization", buf) }
 
-// bearerToken extracts exactly one Bearer token. reason is "" on success, ReasonTokenMissing when there is no
-// Authorization header, and ReasonTokenInvalid for anything ambiguous: two headers, another scheme, two tokens,
-// characters outside RFC 6750's b64token.
-func bearerToken(h *request) (tok, reason string) {
-	tok, reason = bearerCandidate(h)
-	if reason == "" && !validB64Token(tok) {
-		return "", ReasonTokenInvalid
-	}
-	return tok, reason
-}
-
-// bearerCandidate is bearerToken without the character check, which the decider runs only for tokens that are not
-// in its cache: a cached token is the very string that passed it before.
+// bearerCandidate extracts exactly one Bearer token. reason is "" on success, ReasonTokenMissing when there is no
+// Authorization header, and ReasonTokenInvalid for two headers, another scheme or no token. It does not check the
+// token's characters (token.IsB64Token): the decider does that only for tokens that are not in its cache, since a
+// cached token is the very string that passed it before.
 func bearerCandidate(h *request) (tok, reason string) {
 	var arr [2]string
 	vals := authorizationValues(h, arr[:0])
@@ -38,39 +29,14 @@ func bearerCandidate(h *request) (tok, reason string) {
 	}
 	v := vals[0]
 	if len(v) > token.MaxTokenSize+len("Bearer ") {
-		return "", "token_too_large"
+		return "", reasonTokenTooLarge
 	}
-	scheme, rest, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
+	tok, ok := token.Bearer(v)
+	if !ok {
 		return "", ReasonTokenInvalid
 	}
-	rest = strings.TrimLeft(rest, " ")
-	if rest == "" {
-		return "", ReasonTokenInvalid
-	}
-	return rest, ""
+	return tok, ""
 }
-
-// validB64Token reports whether every character is in RFC 6750's b64token alphabet.
-func validB64Token(tok string) bool {
-	for i := 0; i < len(tok); i++ {
-		if !isB64TokenChar(tok[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isB64TokenChar(c byte) bool { return b64TokenChars[c] }
-
-// b64TokenChars is RFC 6750's b64token alphabet as a table: a token is scanned on every request.
-var b64TokenChars = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
-	}
-	return t
-}()
 
 // NewCheckRequest builds an Envoy-shaped CheckRequest, as Envoy's ext_authz filter sends it, for `gatehouse check`
 // and tests. Header names are lower-cased like Envoy does.

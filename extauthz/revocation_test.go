@@ -41,16 +41,6 @@ type localFixed struct{ *fixedRevocations }
 
 func (localFixed) Local() bool { return true }
 
-func (h *harness) serverWith(t *testing.T, r Revocations) *Server {
-	t.Helper()
-	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: r,
-		Now: h.srv.now, Logger: h.srv.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
-
 // Each answer of the revocation lookup maps to one status and reason; public routes never consult it.
 func TestRevocationOutcomes(t *testing.T) {
 	h := newHarness(t)
@@ -366,11 +356,9 @@ func TestStrictLookupTimesOutOnAHungRedis(t *testing.T) {
 	}
 	t.Cleanup(func() { rs.Close() })
 	h.now = time.Now().Add(time.Second).Truncate(time.Second) // tokens issued after the store's generation began
-	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: rs,
-		Now: h.srv.now, Logger: slog.New(slog.DiscardHandler), RevocationTimeout: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := h.server(t, func(c *Config) {
+		c.Revocations, c.Logger, c.RevocationTimeout = rs, slog.New(slog.DiscardHandler), 20*time.Millisecond
+	})
 	if srv.revLocal {
 		t.Fatal("the Redis store must not count as local")
 	}

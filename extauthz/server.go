@@ -56,6 +56,7 @@ type Config struct {
 }
 
 // Observer is told about every decision. It is called on the hot path, so it must not block or allocate.
+// took is measured with Config.Now.
 type Observer interface {
 	Decided(status int, reason, rule string, took time.Duration)
 	TokenCache(hit bool)
@@ -128,18 +129,20 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 func (s *Server) check(ctx context.Context, r *request) *authv3.CheckResponse {
+	// One clock read serves as the observer's start and as the token's "now" (a read costs ~40ns on the project's
+	// machine); without an observer, only routes that need a token read the clock at all.
 	var start time.Time
 	if s.obs != nil {
-		start = time.Now()
+		start = s.now()
 	}
 	c := s.policy.Load()
-	o, claims := s.decide(ctx, c.policy, r)
+	o, claims := s.decide(ctx, c.policy, r, start)
 	if s.obs != nil {
 		rule := ""
 		if o.rule != nil {
 			rule = o.rule.Name
 		}
-		s.obs.Decided(o.status, o.reason, rule, time.Since(start))
+		s.obs.Decided(o.status, o.reason, rule, s.now().Sub(start))
 	}
 	switch {
 	case o.allowed() && claims != nil:
@@ -154,8 +157,9 @@ func (s *Server) check(ctx context.Context, r *request) *authv3.CheckResponse {
 	return c.response(s.resp, o)
 }
 
-// decide returns the outcome and, once the token verified, its claims.
-func (s *Server) decide(ctx context.Context, p *policy.Policy, h *request) (outcome, *token.Claims) {
+// decide returns the outcome and, once the token verified, its claims. now is the time of the decision, or zero
+// when the clock has not been read yet.
+func (s *Server) decide(ctx context.Context, p *policy.Policy, h *request, now time.Time) (outcome, *token.Claims) {
 	if !h.http || h.method == "" || h.path == "" {
 		return outcome{status: 400, reason: ReasonMalformedRequest}, nil
 	}
@@ -170,7 +174,7 @@ func (s *Server) decide(ctx context.Context, p *policy.Policy, h *request) (outc
 	if rule.Access == policy.AccessPublic {
 		return outcome{status: 200, reason: policy.ReasonPublic, rule: rule}, nil
 	}
-	claims, reason := s.authenticate(h)
+	claims, reason := s.authenticate(h, now)
 	if claims == nil {
 		return outcome{status: unauthenticatedStatus(reason), reason: reason, rule: rule}, nil
 	}
@@ -184,7 +188,7 @@ func (s *Server) decide(ctx context.Context, p *policy.Policy, h *request) (outc
 }
 
 // authenticate returns verified access-token claims, or nil and the reason.
-func (s *Server) authenticate(h *request) (*token.Claims, string) {
+func (s *Server) authenticate(h *request, now time.Time) (*token.Claims, string) {
 	raw, reason := bearerCandidate(h) // characters checked below, for tokens not in the cache
 	if reason == ReasonTokenMissing {
 		raw, reason = s.browser.cookieToken(h)
@@ -192,7 +196,9 @@ func (s *Server) authenticate(h *request) (*token.Claims, string) {
 	if reason != "" {
 		return nil, reason
 	}
-	now := s.now()
+	if now.IsZero() {
+		now = s.now()
+	}
 	key := keyOf(raw)
 	if c := s.cache.get(&key, now); c != nil {
 		if s.obs != nil {
@@ -203,7 +209,7 @@ func (s *Server) authenticate(h *request) (*token.Claims, string) {
 	if s.obs != nil {
 		s.obs.TokenCache(false)
 	}
-	if !validB64Token(raw) {
+	if !token.IsB64Token(raw) {
 		return nil, ReasonTokenInvalid
 	}
 	c, err := s.verifier.Verify(raw, token.Access)

@@ -204,12 +204,7 @@ func TestAllowSetsIdentityHeadersAndStripsClientCopies(t *testing.T) {
 
 func TestConfigurableHeaderNames(t *testing.T) {
 	h := newHarness(t)
-	p := h.srv.policy.Load().policy
-	srv, err := New(Config{Policy: p, Verifier: h.srv.verifier, Revocations: h.store, Now: h.srv.now,
-		Headers: HeaderNames{UserID: "x-sub", Username: "x-name", Roles: "x-groups"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := h.server(t, func(c *Config) { c.Headers = HeaderNames{UserID: "x-sub", Username: "x-name", Roles: "x-groups"} })
 	resp, _ := srv.Check(context.Background(), NewCheckRequest("GET", "a", "/me", bearer(h.sign(h.claims(token.Access)))))
 	keys := []string{}
 	for _, hv := range resp.GetOkResponse().GetHeaders() {
@@ -222,11 +217,7 @@ func TestConfigurableHeaderNames(t *testing.T) {
 
 func TestStoreUnavailableIs503(t *testing.T) {
 	h := newHarness(t)
-	srv, err := New(Config{Policy: h.srv.policy.Load().policy, Verifier: h.srv.verifier, Revocations: failingRevocations{},
-		Now: h.srv.now, Logger: h.srv.log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := h.serverWith(t, failingRevocations{})
 	tok := h.sign(h.claims(token.Access, "user"))
 	resp, err := srv.Check(context.Background(), NewCheckRequest("GET", "api.example.com", "/me", bearer(tok)))
 	if err != nil || httpStatus(resp) != 503 || reason(resp) != ReasonStoreUnavailable ||
@@ -280,6 +271,19 @@ func TestCachedTokenExpires(t *testing.T) {
 	h.now = h.now.Add(2 * time.Minute)
 	if resp := h.check("GET", "a", "/me", bearer(tok)); reason(resp) != "token_expired" {
 		t.Fatalf("expired token served from cache: %d %s", httpStatus(resp), reason(resp))
+	}
+}
+
+// A token inside the verifier's leeway after exp is still accepted, but never cached: get would not return it.
+func TestTokenInLeewayIsNotCached(t *testing.T) {
+	h := newHarness(t)
+	c := h.claims(token.Access, "user")
+	c.IssuedAt, c.ExpiresAt = h.now.Add(-time.Hour), h.now.Add(-10*time.Second)
+	if resp := h.check("GET", "a", "/me", bearer(h.sign(c))); httpStatus(resp) != 200 {
+		t.Fatalf("token 10s past exp (leeway 30s): %d %s", httpStatus(resp), reason(resp))
+	}
+	if n := h.srv.cache.len(); n != 0 {
+		t.Errorf("cache holds %d entries, want an expired token left out", n)
 	}
 }
 
@@ -341,19 +345,20 @@ func TestMalformedRequestsAreDenied(t *testing.T) {
 	garbage := make([]byte, 512)
 	_, _ = rand.Read(garbage)
 	tests := []struct {
-		name string
-		req  *authv3.CheckRequest
-		want int
+		name       string
+		req        *authv3.CheckRequest
+		want       int
+		wantReason string
 	}{
-		{"nil request", nil, 400},
-		{"empty request", &authv3.CheckRequest{}, 400},
-		{"no http", &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{}}}, 400},
-		{"no path", NewCheckRequest("GET", "a", "", nil), 400},
-		{"no method", NewCheckRequest("", "a", "/me", nil), 400},
-		{"1000 headers", NewCheckRequest("GET", "a", "/me", many), 401},
-		{"garbage header bytes", NewCheckRequest("GET", "a", "/me", map[string]string{"authorization": string(garbage), "x-junk": string(garbage)}), 401},
-		{"garbage path", NewCheckRequest("GET", "a", string(garbage), nil), 400},
-		{"huge path", NewCheckRequest("GET", "a", "/"+strings.Repeat("a", 20<<10), nil), 400},
+		{"nil request", nil, 400, ReasonMalformedRequest},
+		{"empty request", &authv3.CheckRequest{}, 400, ReasonMalformedRequest},
+		{"no http", &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{}}}, 400, ReasonMalformedRequest},
+		{"no path", NewCheckRequest("GET", "a", "", nil), 400, ReasonMalformedRequest},
+		{"no method", NewCheckRequest("", "a", "/me", nil), 400, ReasonMalformedRequest},
+		{"1000 headers", NewCheckRequest("GET", "a", "/me", many), 401, ReasonTokenMissing},
+		{"garbage header bytes", NewCheckRequest("GET", "a", "/me", map[string]string{"authorization": string(garbage), "x-junk": string(garbage)}), 401, ReasonTokenInvalid},
+		{"garbage path", NewCheckRequest("GET", "a", string(garbage), nil), 400, policy.ReasonNonCanonicalPath},
+		{"huge path", NewCheckRequest("GET", "a", "/"+strings.Repeat("a", 20<<10), nil), 400, policy.ReasonNonCanonicalPath},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,8 +366,8 @@ func TestMalformedRequestsAreDenied(t *testing.T) {
 			if err != nil {
 				t.Fatalf("gRPC error: %v", err)
 			}
-			if resp.GetDeniedResponse() == nil || httpStatus(resp) != tt.want {
-				t.Fatalf("got %d %s, want denial %d", httpStatus(resp), reason(resp), tt.want)
+			if resp.GetDeniedResponse() == nil || httpStatus(resp) != tt.want || reason(resp) != tt.wantReason {
+				t.Fatalf("got %d %s, want denial %d %s", httpStatus(resp), reason(resp), tt.want, tt.wantReason)
 			}
 		})
 	}
@@ -412,7 +417,7 @@ func TestSetPolicySwapsAtomically(t *testing.T) {
 	}
 }
 
-func mustCompile(t *testing.T, src string) *policy.Policy {
+func mustCompile(t testing.TB, src string) *policy.Policy {
 	t.Helper()
 	p, err := policy.Compile("p.yaml", []byte(src))
 	if err != nil {

@@ -67,9 +67,11 @@ func putRequest(r *request) {
 	requestPool.Put(r)
 }
 
-// reset empties r, keeping its arrays, and drops its references to the bytes it was decoded from.
+// reset empties r, keeping its arrays, and drops its references to the bytes it was decoded from. It runs twice
+// per request (decode, putRequest), so it clears only the entries in use: headers fill headersArr from the
+// front, and all of it once they outgrow it.
 func (r *request) reset() {
-	clear(r.headersArr[:])
+	clear(r.headersArr[:min(len(r.headers), len(r.headersArr))])
 	clear(r.headerMap)
 	r.http, r.malformed = false, false
 	r.id, r.method, r.path, r.host, r.scheme = "", "", "", "", ""

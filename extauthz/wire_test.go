@@ -211,12 +211,13 @@ func TestMalformedRequestIsDeniedOverGRPC(t *testing.T) {
 	defer cancel()
 	tok := h.sign(h.claims(token.Access, "user"))
 	for name, c := range map[string]struct {
-		b    []byte
-		want int
+		b          []byte
+		want       int
+		wantReason string
 	}{
-		"garbage":     {[]byte{0xff, 0xff, 0xff}, 400},
-		"bad UTF-8":   {wrapHTTP(append(protowire.AppendString(protowire.AppendTag(nil, fieldHTTPMethod, protowire.BytesType), "GET"), protowire.AppendString(protowire.AppendTag(nil, fieldHTTPPath, protowire.BytesType), "/me\xff")...)), 400},
-		"well formed": {marshal(t, NewCheckRequest("GET", "api.example.com", "/me", bearer(tok))), 200},
+		"garbage":     {[]byte{0xff, 0xff, 0xff}, 400, ReasonMalformedRequest},
+		"bad UTF-8":   {wrapHTTP(append(protowire.AppendString(protowire.AppendTag(nil, fieldHTTPMethod, protowire.BytesType), "GET"), protowire.AppendString(protowire.AppendTag(nil, fieldHTTPPath, protowire.BytesType), "/me\xff")...)), 400, ReasonMalformedRequest},
+		"well formed": {marshal(t, NewCheckRequest("GET", "api.example.com", "/me", bearer(tok))), 200, "allowed"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out rawBytes
@@ -228,8 +229,8 @@ func TestMalformedRequestIsDeniedOverGRPC(t *testing.T) {
 			if err := proto.Unmarshal(out, &resp); err != nil {
 				t.Fatal(err)
 			}
-			if httpStatus(&resp) != c.want {
-				t.Fatalf("status %d (%s), want %d", httpStatus(&resp), reason(&resp), c.want)
+			if httpStatus(&resp) != c.want || reason(&resp) != c.wantReason {
+				t.Fatalf("got %d %s, want %d %s", httpStatus(&resp), reason(&resp), c.want, c.wantReason)
 			}
 		})
 	}
@@ -276,5 +277,29 @@ func TestWireCheckAllocations(t *testing.T) {
 	}
 	if got := testing.AllocsPerRun(200, func() { check() }); got > 1 {
 		t.Errorf("%.1f allocations per decision from the wire, want <= 1", got)
+	}
+}
+
+// reset leaves nothing of a request behind, whether its headers fit headersArr or outgrew it: a pooled request
+// must not keep the last request's bytes alive, nor hand its headers to the next one.
+func TestResetDropsEveryReference(t *testing.T) {
+	for _, n := range []int{0, 3, 32, 40} {
+		hs := map[string]string{}
+		for i := range n {
+			hs[fmt.Sprint("x-h-", i)] = "v"
+		}
+		req := NewCheckRequest("GET", "h", "/me", hs)
+		req.Attributes.Request.Http.HeaderMap = rawHeaders().Attributes.Request.Http.HeaderMap
+		r := getRequest()
+		r.decode(marshal(t, req))
+		if len(r.headers) != n+3 || len(r.headerMap) == 0 {
+			t.Fatalf("%d headers: decoded %d, header_map %d", n, len(r.headers), len(r.headerMap))
+		}
+		r.reset()
+		if r.headersArr != [len(r.headersArr)]header{} || len(r.headers) != 0 || &r.headers[:1][0] != &r.headersArr[0] ||
+			slices.ContainsFunc(r.headerMap[:cap(r.headerMap)], func(h header) bool { return h != header{} }) {
+			t.Errorf("%d headers: reset left headers behind", n)
+		}
+		putRequest(r)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"gatehouse/store"
@@ -73,37 +72,19 @@ func (s *Server) revoked(ctx context.Context, c *token.Claims) (bool, error) {
 	return revoked, nil
 }
 
-// bearerToken extracts exactly one Bearer token with the sidecar's rules: one Authorization header, scheme
-// "Bearer" in any case, then one token of RFC 6750 b64token characters (so a second token or a comma-merged
-// duplicate header is refused).
+// bearerToken extracts exactly one Bearer token with the sidecar's rules (token.Bearer, token.IsB64Token): one
+// Authorization header, scheme "Bearer" in any case, then one token of b64token characters (so a second token or
+// a comma-merged duplicate header is refused).
 func bearerToken(r *http.Request) (string, bool) {
 	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
+	if len(vals) != 1 || len(vals[0]) > token.MaxTokenSize+len("Bearer ") {
 		return "", false
 	}
-	v := vals[0]
-	if len(v) > token.MaxTokenSize+len("Bearer ") {
+	tok, ok := token.Bearer(vals[0])
+	if !ok || !token.IsB64Token(tok) {
 		return "", false
 	}
-	scheme, rest, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
-		return "", false
-	}
-	rest = strings.TrimLeft(rest, " ")
-	if rest == "" {
-		return "", false
-	}
-	for i := 0; i < len(rest); i++ {
-		if !isB64TokenChar(rest[i]) {
-			return "", false
-		}
-	}
-	return rest, true
-}
-
-func isB64TokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' || c == '='
+	return tok, true
 }
 
 // accessHorizon is when every access token issued up to now has expired for every verifier (exp + leeway).

@@ -68,6 +68,9 @@ func TestDeciderCountsByLabels(t *testing.T) {
 	if h := gathered(t, reg, "gatehouse_authz_token_cache_hits_total")[""]; h != 2 {
 		t.Errorf("cache hits %v", h)
 	}
+	if m := gathered(t, reg, "gatehouse_authz_token_cache_misses_total")[""]; m != 1 {
+		t.Errorf("cache misses %v", m)
+	}
 	if n := gathered(t, reg, "gatehouse_authz_decision_seconds")[""]; n != 3 {
 		t.Errorf("latency samples %v", n)
 	}

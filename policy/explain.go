@@ -36,10 +36,7 @@ func (p *Policy) Explain(method, host, rawPath string, roles []string, anonymous
 		Decision:  p.Decide(method, host, rawPath, roles, anonymous),
 	}
 	e.CanonicalPath, e.PathError = CanonicalPath(rawPath)
-	e.Rule = e.Decision.Rule
-	if e.PathError == nil && e.Rule == nil {
-		e.Rule = p.Match(method, host, e.CanonicalPath)
-	}
+	e.Rule = e.Decision.Rule // no second Match: Decide reports the rule whenever one matched
 	if !anonymous {
 		e.Claimed = append([]string(nil), roles...)
 		g := p.Grants(roles)
