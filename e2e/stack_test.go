@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/health"
 
 	"gatehouse/extauthz"
+	"gatehouse/internal/logbuf"
 	"gatehouse/issuer"
 	"gatehouse/mfa"
 	"gatehouse/password"
@@ -70,12 +71,12 @@ type stack struct {
 	iss       *issuer.Server
 	portalURL string // http://127.0.0.1:P/portal
 	proxyURL  string // http://127.0.0.1:Q (the protected app behind the sidecar)
-	logs      *syncBuffer
+	logs      *logbuf.Buffer
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &syncBuffer{}}
+	s := &stack{clock: &clock{t: time.Now().Truncate(time.Second)}, logs: &logbuf.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
 	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	hash, err := password.Hash(alicePW, cheap, rand.Reader)
@@ -269,22 +270,4 @@ func applyHeader(h http.Header, hv *corev3.HeaderValueOption) {
 			h.Set(k, v)
 		}
 	}
-}
-
-// syncBuffer collects the stack's log lines from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

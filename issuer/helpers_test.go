@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gatehouse/internal/logbuf"
 	"gatehouse/mfa"
 	"gatehouse/password"
 	"gatehouse/store"
@@ -159,24 +160,6 @@ func directory(t testing.TB, entries ...string) *users.Directory {
 	return d
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // env is a Server over real parts: an Ed25519 key set, a real store and a clock the test moves.
 type env struct {
 	t        testing.TB
@@ -187,7 +170,7 @@ type env struct {
 	signer   *token.Signer
 	verifier *token.Verifier
 	mfaKeys  *mfa.Keys
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	reg      *prometheus.Registry
 	verifies atomic.Int64 // password verifications
 }
@@ -202,7 +185,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 
 func newEnvWith(t testing.TB, clock *fakeClock, st testStore, opts ...option) *env {
 	t.Helper()
-	e := &env{t: t, clock: clock, store: st, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, clock: clock, store: st, logs: &logbuf.Buffer{}, reg: prometheus.NewRegistry()}
 	var err error
 	e.keys, err = token.GenerateKeySet("EdDSA", rand.Reader)
 	if err != nil {

@@ -9,7 +9,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gatehouse/internal/logbuf"
 )
 
 // readyTimeout bounds how long we poll for the server to answer PING.
@@ -48,7 +49,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd exits
-	log  *syncBuffer
+	log  *logbuf.Buffer
 }
 
 // Start starts a redis-server with persistence off and returns its address.
@@ -131,7 +132,7 @@ func replicaOf(addr string) string {
 
 func (s *Server) start() error {
 	cmd := exec.Command(s.bin, s.args...)
-	log := &syncBuffer{}
+	log := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
@@ -267,21 +268,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
