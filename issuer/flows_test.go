@@ -45,6 +45,12 @@ func TestFlows(t *testing.T) {
 		{name: "StrikesExpireAfter24h", run: testStrikesExpire, timeTravel: true},
 		{name: "ConcurrentRefreshOneWinner", run: testConcurrentRefresh},
 	}
+	runFlows(t, flows)
+}
+
+// runFlows runs each flow against every backend, on a fresh store and clock.
+func runFlows(t *testing.T, flows []flow) {
+	t.Helper()
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, f := range flows {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -324,20 +325,22 @@ func TestHashingQueueFull(t *testing.T) {
 }
 
 func TestHashSlots(t *testing.T) {
+	cpu := 2 * runtime.GOMAXPROCS(0) // at least 2
 	cases := []struct {
 		configured int
 		perHashKiB uint32
-		maxWant    int
+		want       int
 	}{
-		{configured: 3, perHashKiB: 64 << 10, maxWant: 3},
-		{perHashKiB: 1 << 20, maxWant: 1},   // 1 GiB hashes: the 512 MiB budget still allows one
-		{perHashKiB: 256 << 10, maxWant: 2}, // 512 MiB / 256 MiB
-		{perHashKiB: 64, maxWant: 1 << 30},  // CPU-bound: 2·GOMAXPROCS
+		{configured: 3, perHashKiB: 64 << 10, want: 3},    // configured wins
+		{configured: 100, perHashKiB: 1 << 20, want: 100}, // even over the memory budget
+		{perHashKiB: 1 << 20, want: 1},                    // 1 GiB hashes: the 512 MiB budget still allows one
+		{perHashKiB: 256 << 10, want: 2},                  // 512 MiB / 256 MiB
+		{perHashKiB: 64, want: cpu},                       // CPU-bound: 2·GOMAXPROCS
+		{perHashKiB: 0, want: cpu},                        // unknown memory: CPU only
 	}
 	for _, c := range cases {
-		got := hashSlots(c.configured, c.perHashKiB)
-		if got < 1 || got > c.maxWant {
-			t.Errorf("hashSlots(%d, %d) = %d, want 1..%d", c.configured, c.perHashKiB, got, c.maxWant)
+		if got := hashSlots(c.configured, c.perHashKiB); got != c.want {
+			t.Errorf("hashSlots(%d, %d) = %d, want %d", c.configured, c.perHashKiB, got, c.want)
 		}
 	}
 }
@@ -397,6 +400,10 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	}
 	if _, private := jwks.Keys[0]["d"]; private {
 		t.Fatal("JWKS exposes a private key")
+	}
+	// What Envoy's jwt_authn and Istio look keys up by.
+	if k := jwks.Keys[0]; k["kid"] == nil || k["kid"] == "" || k["alg"] != "EdDSA" || k["use"] != "sig" {
+		t.Errorf("JWKS key %v: want kid, alg EdDSA and use sig", k)
 	}
 	if rec = e.do(req{method: "HEAD", path: "/healthz"}); rec.Code != 200 {
 		t.Errorf("HEAD /healthz: %d", rec.Code)

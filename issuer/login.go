@@ -13,9 +13,6 @@ import (
 	"gatehouse/users"
 )
 
-// maxUsernameBytes matches the users file's limit: a longer name cannot be an account.
-const maxUsernameBytes = 256
-
 // maxUserAgentBytes bounds the User-Agent a session records.
 const maxUserAgentBytes = 256
 
@@ -84,8 +81,8 @@ func (s *Server) Authenticate(ctx context.Context, username, password, clientIP,
 	switch {
 	case username == "" || password == "":
 		return LoginResult{}, invalidRequest("username and password are required")
-	case len(username) > maxUsernameBytes:
-		return LoginResult{}, invalidRequest(fmt.Sprintf("username exceeds %d bytes", maxUsernameBytes))
+	case len(username) > users.MaxUsernameBytes: // a longer name cannot be an account
+		return LoginResult{}, invalidRequest(fmt.Sprintf("username exceeds %d bytes", users.MaxUsernameBytes))
 	}
 	ip := clientIP
 	canonical := users.Canonical(username)

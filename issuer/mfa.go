@@ -156,22 +156,7 @@ func (s *Server) VerifyMFA(ctx context.Context, mfaToken, code, clientIP, userAg
 	var extra []slog.Attr
 	t, err := s.verifyMFA(ctx, mfaToken, code, userAgent, &ev, &extra)
 	if err != nil {
-		var ae *apiError
-		switch {
-		case errors.As(err, &ae) && ae.status >= 500:
-			ev.Outcome = OutcomeUnavailable
-			if ae.status == http.StatusInternalServerError {
-				ev.Outcome = OutcomeError
-			}
-		case errors.Is(err, ErrRateLimited):
-			ev.Outcome = OutcomeLocked
-		case errors.Is(err, ErrCodeReplayed):
-			ev.Outcome = OutcomeReplayed
-		case errors.Is(err, ErrMFACodeInvalid):
-			ev.Outcome = OutcomeInvalidCode
-		default:
-			ev.Outcome = OutcomeInvalid
-		}
+		ev.Outcome = outcomeOf(err)
 	} else {
 		ev.Outcome, ev.SessionID = OutcomeSuccess, t.SessionID
 	}
@@ -191,12 +176,9 @@ func (s *Server) verifyMFA(ctx context.Context, raw, code, userAgent string, ev 
 	}
 	ev.UserID = c.Subject
 	*extra = append(*extra, slog.String("mfa_attempt", c.SessionID))
-	u, ok := s.users.Load().ByID(c.Subject)
-	if !ok || u.Disabled {
-		ev.Reason = "user_removed"
-		if ok {
-			ev.Reason = "user_disabled"
-		}
+	u, why := s.activeUser(c.Subject)
+	if u == nil {
+		ev.Reason = why
 		return Tokens{}, errMFATokenInvalid()
 	}
 	ev.Username = users.Canonical(u.Username)
@@ -268,11 +250,10 @@ func (s *Server) verifyMFA(ctx context.Context, raw, code, userAgent string, ev 
 	return t, nil
 }
 
-// checkCode accepts code for u once: a backup code is removed atomically from the set; a TOTP code must match the
-// step of now or one either side, and that step must be newer than the last one the user spent (recorded
-// atomically). A wrong or replayed code counts against the user (mfaFailed). status is the HTTP status of a wrong
-// code: 401 on verify, 400 on confirm and disable (whose caller holds a valid access token). A secret that does
-// not decrypt is a 500, never a skipped check.
+// checkCode accepts code for u once: a backup code is removed atomically from the set; a TOTP code goes through
+// spendTOTP. A wrong or replayed code counts against the user (mfaFailed). status is the HTTP status of a wrong
+// code: 401 on verify, 400 on disable (whose caller holds a valid access token). A secret that does not decrypt
+// is a 500, never a skipped check.
 func (s *Server) checkCode(ctx context.Context, u *users.User, enr store.MFAEnrollment, code string, status int, ev *auditEvent) (string, error) {
 	secret, err := s.openSecret(ctx, u.ID, enr.Secret)
 	if err != nil {
@@ -290,23 +271,36 @@ func (s *Server) checkCode(ctx context.Context, u *users.User, enr store.MFAEnro
 		}
 		return methodBackup, nil
 	}
+	if err := s.spendTOTP(ctx, u.ID, secret, code, status, ev); err != nil {
+		if errors.Is(err, ErrMFACodeInvalid) {
+			return methodTOTP, s.mfaFailed(ctx, u, *ev, err)
+		}
+		return methodTOTP, err
+	}
+	return methodTOTP, nil
+}
+
+// spendTOTP accepts code once for userID: it must match secret at the step of now or one either side, and that
+// step must be newer than the last one the user spent (recorded atomically). A wrong code is errCodeInvalid and
+// a spent step errCodeReplayed (audited as a replay), both with status; counting them is the caller's choice.
+func (s *Server) spendTOTP(ctx context.Context, userID string, secret []byte, code string, status int, ev *auditEvent) error {
 	step, ok := mfa.Match(secret, code, s.now())
 	if !ok {
 		ev.Reason = "wrong_code"
-		return methodTOTP, s.mfaFailed(ctx, u, *ev, errCodeInvalid(status))
+		return errCodeInvalid(status)
 	}
-	fresh, err := s.mfaStore.UseTOTPStep(ctx, u.ID, step, mfa.StepEnd(step))
+	fresh, err := s.mfaStore.UseTOTPStep(ctx, userID, step, mfa.StepEnd(step))
 	if err != nil {
-		return methodTOTP, storeError("use totp step", err)
+		return storeError("use totp step", err)
 	}
 	if !fresh {
 		ev.Reason = "step_used"
 		replay := *ev
 		replay.Event, replay.Outcome = EventMFAReplay, OutcomeReplayed
 		s.audit(ctx, replay, slog.String("via", ev.Event), slog.Int64("step", step))
-		return methodTOTP, s.mfaFailed(ctx, u, *ev, errCodeReplayed(status))
+		return errCodeReplayed(status)
 	}
-	return methodTOTP, nil
+	return nil
 }
 
 // openSecret decrypts a sealed TOTP secret. Failure means a wrong mfa.encryption_key_file or a tampered or
@@ -394,8 +388,8 @@ func (s *Server) accessUser(c *token.Claims) (*users.User, error) {
 	if err := requireAccess(c); err != nil {
 		return nil, err
 	}
-	u, ok := s.users.Load().ByID(c.Subject)
-	if !ok || u.Disabled {
+	u, _ := s.activeUser(c.Subject)
+	if u == nil {
 		return nil, errUnauthenticated()
 	}
 	return u, nil
@@ -486,23 +480,10 @@ func (s *Server) confirmMFA(ctx context.Context, u *users.User, c *token.Claims,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.spendTOTP(ctx, u.ID, secret, code, http.StatusBadRequest, ev); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	step, ok := mfa.Match(secret, code, now)
-	if !ok {
-		ev.Reason = "wrong_code"
-		return nil, errCodeInvalid(http.StatusBadRequest)
-	}
-	fresh, err := s.mfaStore.UseTOTPStep(ctx, u.ID, step, mfa.StepEnd(step))
-	if err != nil {
-		return nil, storeError("use totp step", err)
-	}
-	if !fresh {
-		ev.Reason = "step_used"
-		replay := *ev
-		replay.Event, replay.Outcome = EventMFAReplay, OutcomeReplayed
-		s.audit(ctx, replay, slog.String("via", ev.Event), slog.Int64("step", step))
-		return nil, errCodeReplayed(http.StatusBadRequest)
-	}
 	// One confirmation per pending secret: two confirms racing with codes of different steps would otherwise both
 	// store an enrolment, and the first caller's backup codes would be overwritten. Sealed bytes carry a random
 	// nonce, so their digest names this setup.
@@ -625,7 +606,7 @@ func (s *Server) auditBackupUsed(ctx context.Context, ev auditEvent, userID, ses
 	s.audit(ctx, ev, slog.Int64("backup_codes_left", left))
 }
 
-// outcomeOf names the audit outcome of an MFA management error.
+// outcomeOf names the audit outcome of an MFA error (verify, enable, disable).
 func outcomeOf(err error) string {
 	var ae *apiError
 	switch {

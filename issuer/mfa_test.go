@@ -189,20 +189,7 @@ func TestMFAFlows(t *testing.T) {
 		{name: "PendingSetupExpires", run: testMFAPendingExpires, timeTravel: true},
 		{name: "FailureWindowExpires", run: testMFAFailureWindowExpires, timeTravel: true},
 	}
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			for _, f := range flows {
-				t.Run(f.name, func(t *testing.T) {
-					if f.timeTravel && !b.clockDriven {
-						t.Skip("moves the clock past store expiries; this backend expires keys by its own clock")
-					}
-					clock := newClock()
-					st := b.open(t, clock.Now)
-					f.run(t, newEnvWith(t, clock, st, f.opts...))
-				})
-			}
-		})
-	}
+	runFlows(t, flows)
 }
 
 func testMFALoginThenVerify(t *testing.T, e *env) {
@@ -772,6 +759,9 @@ func TestMFALockoutBlocksDisable(t *testing.T) {
 	}
 	rec := e.disableRaw(a.AccessToken, e.code(secret, 0))
 	wantError(t, rec, 429, CodeRateLimited)
+	if got := rec.Header().Get("Retry-After"); got != "300" {
+		t.Errorf("Retry-After %q, want 300", got)
+	}
 	// The failures at disable lock verify too: it is one counter per user.
 	wantError(t, e.verifyRaw(e.mfaLogin("alice", alicePW), e.code(secret, 0)), 429, CodeRateLimited)
 	e.clock.Advance(5 * time.Minute)
@@ -881,5 +871,28 @@ func TestMFAAuditCarriesNoSecrets(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+type downDeletePendingMFA struct{ MFAStore }
+
+func (downDeletePendingMFA) DeletePendingMFA(context.Context, string) error {
+	return errors.New("mfa store down")
+}
+
+// TestMFAConfirmSpendsItsCode: a confirm whose code was accepted spends that step even when a later write fails,
+// so retrying with the same code is a replay (400 code_replayed, audited via mfa_enable), never a second use.
+func TestMFAConfirmSpendsItsCode(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MFA.Store = downDeletePendingMFA{c.MFA.Store} })
+	a := e.login("alice", alicePW)
+	secret, _ := e.setup(a.AccessToken)
+	code := e.code(secret, 0)
+	wantError(t, e.confirmRaw(a.AccessToken, code), 503, CodeUnavailable)
+	wantError(t, e.confirmRaw(a.AccessToken, code), 400, CodeCodeReplayed)
+	if got := e.auditLines(EventMFAReplay); len(got) != 1 || got[0]["via"] != EventMFAEnable {
+		t.Errorf("replay audit %v", got)
+	}
+	if got := e.auditLines(EventMFAEnable); len(got) != 2 || got[1]["outcome"] != OutcomeReplayed {
+		t.Errorf("enable audit %v", got)
 	}
 }

@@ -95,12 +95,9 @@ func (s *Server) refresh(ctx context.Context, raw string, ev *auditEvent) (Token
 	}
 	ev.Username = users.Canonical(sess.Username)
 
-	u, ok := s.users.Load().ByID(c.Subject)
-	if !ok || u.Disabled {
-		ev.Reason = "user_removed"
-		if ok {
-			ev.Reason = "user_disabled"
-		}
+	u, why := s.activeUser(c.Subject)
+	if u == nil {
+		ev.Reason = why
 		if err := s.endSession(ctx, sess, s.sessionHorizon(sess), ev.Reason, ev.ClientIP); err != nil {
 			return Tokens{}, err
 		}

@@ -238,6 +238,20 @@ func (s *Server) SetUsers(d *users.Directory) {
 	}
 }
 
+// activeUser returns the user with id while it exists and is enabled; otherwise nil and why not, as the audit
+// reason ("user_removed" or "user_disabled"). Tokens outlive a users-file reload, so every step after the password
+// asks again.
+func (s *Server) activeUser(id string) (*users.User, string) {
+	u, ok := s.users.Load().ByID(id)
+	switch {
+	case !ok:
+		return nil, "user_removed"
+	case u.Disabled:
+		return nil, "user_disabled"
+	}
+	return u, ""
+}
+
 // Handler returns the HTTP API. Every request body is bounded by MaxBodyBytes, whatever the endpoint: a declared
 // Content-Length over it is refused with 413 before routing, and reading past it fails.
 func (s *Server) Handler() http.Handler {

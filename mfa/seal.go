@@ -59,17 +59,26 @@ func LoadKeyFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mfa.encryption_key_file: %w", err)
 	}
-	if len(b) == KeySize {
-		return b, nil
-	}
-	s := strings.TrimSpace(string(b))
-	if k, err := hex.DecodeString(s); err == nil && len(k) == KeySize {
-		return k, nil
-	}
-	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == KeySize {
+	if k, ok := ParseKey(b); ok {
 		return k, nil
 	}
 	return nil, fmt.Errorf("mfa.encryption_key_file %s: want 32 bytes (raw, 64 hex characters or base64); make one with: head -c 32 /dev/urandom | base64", path)
+}
+
+// ParseKey decodes a key file's content: 32 raw bytes, 64 hex characters or base64 of 32 bytes (whitespace
+// trimmed). Other 32-byte keys (the portal's CSRF key) use the same format.
+func ParseKey(b []byte) ([]byte, bool) {
+	if len(b) == KeySize {
+		return b, true
+	}
+	s := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(s); err == nil && len(k) == KeySize {
+		return k, true
+	}
+	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == KeySize {
+		return k, true
+	}
+	return nil, false
 }
 
 // Seal encrypts a TOTP secret with AES-256-GCM. The user id is authenticated data: a sealed secret copied onto

@@ -22,7 +22,8 @@ const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'se
 // maxFormBytes bounds a form body; the largest legitimate one (the enrolment confirm) is well under 2 KiB.
 const maxFormBytes = 16 << 10
 
-// Input bounds: the issuer bounds usernames itself (256 bytes); passwords and codes are ours to bound.
+// Input bounds: usernames are bounded by users.MaxUsernameBytes like the issuer does; passwords and codes are
+// ours to bound.
 const (
 	maxPasswordBytes = 1024
 	maxCodeBytes     = 64

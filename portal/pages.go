@@ -16,6 +16,7 @@ import (
 	"gatehouse/issuer"
 	"gatehouse/mfa"
 	"gatehouse/token"
+	"gatehouse/users"
 )
 
 // returnURL validates a requested return URL; anything not allowed, or nothing, is the portal home.
@@ -89,7 +90,7 @@ func (p *Portal) continueTo(w http.ResponseWriter, r *http.Request, ret string) 
 func (p *Portal) signInPage(w http.ResponseWriter, r *http.Request) error {
 	v := p.view(r, "Sign in")
 	p.setReturn(v, p.returnURL(r.URL.Query().Get("return_to")))
-	if u := p.signedInAs(r.Context(), r); u != "" {
+	if u := p.signedInAs(r); u != "" {
 		v.Notice = "You are already signed in as " + u + ". Signing in again starts a new session."
 	}
 	v.Autofocus = "username"
@@ -107,7 +108,7 @@ func (p *Portal) signIn(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case username == "":
 		v.fieldError("username", "Enter your username.")
-	case len(username) > 256:
+	case len(username) > users.MaxUsernameBytes:
 		v.fieldError("username", "That username is too long.")
 	}
 	switch {

@@ -676,3 +676,86 @@ func TestDescribeUserAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestAmbiguousAccessCookie: two access cookies (a copy planted with another Path or Domain) are treated as none,
+// never as whichever the server happens to read first.
+func TestAmbiguousAccessCookie(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	access := b.cookie("/", DefaultAccessCookie)
+	req, err := http.NewRequest("GET", e.ts.URL+"/portal/sessions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: DefaultAccessCookie, Value: access})
+	c := &http.Client{Transport: e.ts.Client().Transport}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	one, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one.Body.Close()
+	if one.StatusCode != http.StatusOK {
+		t.Fatalf("one access cookie: status %d", one.StatusCode)
+	}
+	req.AddCookie(&http.Cookie{Name: DefaultAccessCookie, Value: access})
+	two, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two.Body.Close()
+	if loc := two.Header.Get("Location"); two.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, e.ts.URL+"/portal/sign-in?") {
+		t.Errorf("two access cookies: %d %q, want 303 to sign-in", two.StatusCode, loc)
+	}
+	// The sign-in page does not take them for a session either.
+	if p := b.do("GET", "/portal/sign-in", nil, map[string]string{"Cookie": DefaultAccessCookie + "=" + access + "; " +
+		DefaultAccessCookie + "=" + access}); strings.Contains(p.body, "already signed in") {
+		t.Errorf("the sign-in page took two access cookies for a session")
+	}
+}
+
+// TestSignInPageNamesTheSignedInUser: signing in again while signed in says so (a new session will start).
+func TestSignInPageNamesTheSignedInUser(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	if p := b.get("/portal/sign-in"); strings.Contains(p.body, "already signed in") {
+		t.Errorf("signed out, the sign-in page says signed in: %s", snippet(p.body))
+	}
+	b.signIn()
+	mustContain(t, b.get("/portal/sign-in").body, "You are already signed in as alice. Signing in again starts a new session.")
+}
+
+// TestRefreshGraceEnds: the grace is refreshGrace long; past it the same browser presenting the spent refresh
+// token reaches the issuer, whose reuse detection ends the session.
+func TestRefreshGraceEnds(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	rt := b.cookie("/portal/refresh", DefaultRefreshCookie)
+	refresh := func() *http.Response {
+		req, _ := http.NewRequest("GET", e.ts.URL+"/portal/refresh", nil)
+		req.Header.Set("User-Agent", testUA)
+		req.AddCookie(&http.Cookie{Name: DefaultRefreshCookie, Value: rt})
+		c := &http.Client{Transport: e.ts.Client().Transport}
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	first := refresh()
+	access := setCookies(&page{header: first.Header})[DefaultAccessCookie]
+	if first.StatusCode != http.StatusFound || access == nil {
+		t.Fatalf("refresh: %d %v", first.StatusCode, first.Header)
+	}
+	e.clock.Advance(refreshGrace)
+	if late := refresh(); late.Header.Get("Location") != e.ts.URL+"/portal/sign-in" {
+		t.Errorf("spent token after the grace: %d %q, want sign-in", late.StatusCode, late.Header.Get("Location"))
+	}
+	if _, err := e.iss.VerifyAccess(context.Background(), access.Value); !errors.Is(err, issuer.ErrInvalidToken) {
+		t.Errorf("reuse after the grace did not end the session: %v", err)
+	}
+}

@@ -36,6 +36,9 @@ type Directory struct {
 	byID   map[string]*User
 }
 
+// MaxUsernameBytes bounds a username in the users file; the issuer and the portal refuse longer input with it.
+const MaxUsernameBytes = 256
+
 // Canonical returns the account key for a username: Unicode simple case folding via lower-casing.
 func Canonical(username string) string { return strings.ToLower(username) }
 
@@ -177,7 +180,7 @@ func decodeStrict(n *yaml.Node, e *entry) error {
 }
 
 func validName(s string) bool {
-	if s == "" || len(s) > 256 {
+	if s == "" || len(s) > MaxUsernameBytes {
 		return false
 	}
 	for _, r := range s {

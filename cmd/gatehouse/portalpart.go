@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 
 	"gatehouse/extauthz"
 	"gatehouse/issuer"
+	"gatehouse/mfa"
 	"gatehouse/portal"
 	"gatehouse/portal/safeurl"
 )
@@ -106,14 +105,7 @@ func (a *app) csrfKey() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("portal.csrf_key_file: %w", err)
 	}
-	if len(b) == 32 {
-		return b, nil
-	}
-	s := strings.TrimSpace(string(b))
-	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
-		return k, nil
-	}
-	if k, err := base64.StdEncoding.DecodeString(s); err == nil && len(k) == 32 {
+	if k, ok := mfa.ParseKey(b); ok {
 		return k, nil
 	}
 	return nil, fmt.Errorf("portal.csrf_key_file %s: want 32 bytes (raw, 64 hex characters or base64); make one with: head -c 32 /dev/urandom | base64", path)
