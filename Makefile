@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/gatehouse
 PKGS    := ./...
 
-.PHONY: run test build lint bench fuzz clean
+.PHONY: run test build lint bench bench-load fuzz clean
 
 run: ## start Gatehouse in dev mode (embedded store, demo policy and users, ephemeral keys)
 	$(GO) run ./cmd/gatehouse serve

@@ -185,8 +185,9 @@ type Portal struct {
 	// cookie: each entry admits that host and its subdomains (an IP only itself). The portal's host is added.
 	ReturnDomains []string `yaml:"return_domains"`
 	Cookies       Cookies  `yaml:"cookies"`
-	// CSRFKeyFile holds the key (32+ bytes, raw, hex or base64) of the portal's form tokens; instances behind one
-	// load balancer need the same. Absent: an ephemeral key (forms open across a restart must be sent again).
+	// CSRFKeyFile holds the key (32 bytes: raw, 64 hex characters or base64) of the portal's form tokens; instances
+	// behind one load balancer need the same. Absent: an ephemeral key (forms open across a restart must be sent
+	// again).
 	CSRFKeyFile string `yaml:"csrf_key_file"`
 }
 
@@ -435,10 +436,10 @@ func (c *Config) validate(lines map[string]int) error {
 		if _, _, err := net.SplitHostPort(c.Authz.Listen); err != nil {
 			bad("authz.listen", "want host:port, got %q", c.Authz.Listen)
 		}
-		for key, h := range map[string]string{"authz.headers.user_id": c.Authz.Headers.UserID,
-			"authz.headers.username": c.Authz.Headers.Username, "authz.headers.roles": c.Authz.Headers.Roles} {
-			if !validHeaderName(h) {
-				bad(key, "want a lower-case header name, got %q", h)
+		for _, h := range []struct{ key, name string }{{"authz.headers.user_id", c.Authz.Headers.UserID},
+			{"authz.headers.username", c.Authz.Headers.Username}, {"authz.headers.roles", c.Authz.Headers.Roles}} {
+			if !validHeaderName(h.name) {
+				bad(h.key, "want a lower-case header name, got %q", h.name)
 			}
 		}
 	}
@@ -476,12 +477,14 @@ func (c *Config) validate(lines map[string]int) error {
 	if c.Keys != nil && c.Keys.Dir != "" && c.Keys.HMACSecretFile != "" {
 		bad("keys.hmac_secret_file", "set either dir or hmac_secret_file, not both")
 	}
-	positive := map[string]Duration{"tokens.access_ttl": c.Tokens.AccessTTL, "tokens.refresh_ttl": c.Tokens.RefreshTTL,
-		"tokens.mfa_ttl": c.Tokens.MFATTL, "login.window": c.Login.Window, "login.lockout": c.Login.Lockout,
-		"login.max_lockout": c.Login.MaxLockout}
-	for key, d := range positive {
-		if d <= 0 {
-			bad(key, "must be positive")
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"tokens.access_ttl", c.Tokens.AccessTTL}, {"tokens.refresh_ttl", c.Tokens.RefreshTTL},
+		{"tokens.mfa_ttl", c.Tokens.MFATTL}, {"login.window", c.Login.Window}, {"login.lockout", c.Login.Lockout},
+		{"login.max_lockout", c.Login.MaxLockout}} {
+		if d.d <= 0 {
+			bad(d.key, "must be positive")
 		}
 	}
 	if c.Tokens.RefreshTTL < c.Tokens.AccessTTL {
@@ -628,9 +631,10 @@ func (c *Config) validatePortal(bad func(key, format string, args ...any), lines
 		}
 		bad(key, "portal.url %q is http: set portal.cookies.secure: false (allowed for localhost and loopback IPs only)", p.URL)
 	}
-	for key, name := range map[string]string{"portal.cookies.access": p.Cookies.Access, "portal.cookies.refresh": p.Cookies.Refresh} {
-		if !validCookieName(name) {
-			bad(key, "want a cookie name of letters, digits, '_', '-' and '.', got %q", name)
+	for _, ck := range []struct{ key, name string }{{"portal.cookies.access", p.Cookies.Access},
+		{"portal.cookies.refresh", p.Cookies.Refresh}} {
+		if !validCookieName(ck.name) {
+			bad(ck.key, "want a cookie name of letters, digits, '_', '-' and '.', got %q", ck.name)
 		}
 	}
 	if p.Cookies.Access == p.Cookies.Refresh {
@@ -645,7 +649,8 @@ func (c *Config) validatePortal(bad func(key, format string, args ...any), lines
 		}
 	}
 	for _, d := range p.ReturnDomains {
-		if _, err := netip.ParseAddr(d); err != nil && !validDomain(d) {
+		// An IP with a zone (fe80::1%eth0) is no address a browser can be sent to; safeurl refuses it too.
+		if a, err := netip.ParseAddr(d); (err != nil || a.Zone() != "") && !validDomain(d) {
 			bad("portal.return_domains", "want a lower-case host name (it admits its subdomains too) or an IP, got %q", d)
 		}
 	}

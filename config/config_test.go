@@ -211,3 +211,19 @@ func TestRevocationAndCacheSettings(t *testing.T) {
 		})
 	}
 }
+
+// Several problems come out in one order on every run, so the same file always reads the same.
+func TestParseErrorsInStableOrder(t *testing.T) {
+	src := "policy: p\nusers: u\nauthz: {headers: {user_id: A, username: B, roles: C}}\n" +
+		"tokens: {access_ttl: -1m, refresh_ttl: -1m, mfa_ttl: -1m}\nlogin: {window: -1m, lockout: -1m, max_lockout: -1m}\n" +
+		"issuer: {url: https://l.example.com}\nportal: {enabled: true, cookies: {access: \"a b\", refresh: \"c d\"}}\n"
+	_, first := Parse("c.yaml", []byte(src))
+	if first == nil {
+		t.Fatal("want errors")
+	}
+	for range 20 {
+		if _, err := Parse("c.yaml", []byte(src)); err == nil || err.Error() != first.Error() {
+			t.Fatalf("errors changed order between runs:\n%v\n---\n%v", first, err)
+		}
+	}
+}

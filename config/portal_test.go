@@ -43,6 +43,7 @@ func TestPortalErrors(t *testing.T) {
 		{"domain not containing the portal", head + "portal: {enabled: true, url: \"https://l.example.com/p\", cookies: {domain: other.com}}\n", []string{"portal.cookies.domain: \"other.com\" does not contain the portal's host"}},
 		{"suffix is not a parent domain", head + "portal: {enabled: true, url: \"https://lexample.com/p\", cookies: {domain: example.com}}\n", []string{"portal.cookies.domain"}},
 		{"bad return domain", head + "portal: {enabled: true, url: \"https://l.example.com/p\", return_domains: [\"*.example.com\", \"https://x.com\"]}\n", []string{"portal.return_domains: want a lower-case host name", "\"*.example.com\"", "\"https://x.com\""}},
+		{"zoned IP return domain", head + "portal: {enabled: true, url: \"https://l.example.com/p\", return_domains: [\"fe80::1%eth0\"]}\n", []string{"c.yaml:3: portal.return_domains: want a lower-case host name", "fe80::1%eth0"}},
 		{"bad logo", head + "portal: {enabled: true, url: \"https://l.example.com/p\", logo: logo.exe}\n", []string{"portal.logo: want a .png"}},
 		{"decider-only needs the URL", "policy: p\nissuer: {enabled: false}\nportal: {enabled: true, cookies: {secure: false}}\n", []string{"portal.url: required when the issuer is disabled"}},
 		{"unknown key", head + "portal: {enabled: true, cookie: {}}\n", []string{"c.yaml:3: portal.cookie: unknown key"}},

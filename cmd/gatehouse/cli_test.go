@@ -193,3 +193,37 @@ func TestEnvoyCheck(t *testing.T) {
 		t.Errorf("invalid config: %d %q", code, errOut)
 	}
 }
+
+// TestCheckCommand runs `gatehouse check` against a running decider: the decision, status, reason, rule, upstream
+// headers for an allow; the response headers and body for a deny.
+func TestCheckCommand(t *testing.T) {
+	s := startServe(t, "")
+	_, login := s.post(t, "/auth/login", `{"username":"alice","password":"alice-pw"}`, "")
+	tok, _ := login["access_token"].(string)
+	addr := s.authzAddr.String()
+
+	code, out, errOut := runCLI(t, "", "check", "--addr", addr, "--path", "/users/profile", "--token", tok)
+	for _, want := range []string{"decision: ALLOW", "status:   200", "reason:   allowed", "rule:     profile",
+		"set x-user-id: u-1", "set x-username: alice", "set x-user-roles: user"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("allowed check lacks %q: %d\n%s%s", want, code, out, errOut)
+		}
+	}
+	// --header passes any request header, the credentials included.
+	if code, out, _ := runCLI(t, "", "check", "--addr", addr, "--path", "/users/profile", "--header", "Authorization=Bearer "+tok); code != 0 || !strings.Contains(out, "decision: ALLOW") {
+		t.Errorf("token through --header: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "check", "--addr", addr, "--method", "DELETE", "--path", "/admin/users/u-1")
+	for _, want := range []string{"decision: DENY", "status:   401 (Unauthenticated)", "reason:   token_missing", "rule:     delete-user",
+		`www-authenticate: Bearer error="invalid_token"`, `body:     {"error":`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("denied check lacks %q: %d\n%s", want, code, out)
+		}
+	}
+	if code, _, _ := runCLI(t, "", "check", "--addr", addr, "--header", "no-equals-sign"); code != 2 {
+		t.Errorf("a malformed --header must be a usage error, got %d", code)
+	}
+	if code, _, errOut := runCLI(t, "", "check", "--addr", "127.0.0.1:1", "--timeout", "500ms"); code != 1 || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Errorf("unreachable server: %d %q", code, errOut)
+	}
+}

@@ -65,16 +65,7 @@ func (a *app) checkReady(ctx context.Context) {
 
 // watchReadiness re-checks readiness until ctx ends.
 func (a *app) watchReadiness(ctx context.Context) {
-	t := time.NewTicker(readinessInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.checkReady(ctx)
-		}
-	}
+	every(ctx, readinessInterval, func() { a.checkReady(ctx) })
 }
 
 // startAdmin serves /metrics, /healthz and /readyz on admin.listen.

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,24 +17,13 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"gatehouse/extauthz"
-	"gatehouse/password"
-	"gatehouse/token"
 )
 
 // TestServePortal: with portal.enabled the issuer serves the portal under its path and the decider takes the
 // access cookie and sends browsers to the portal's sign-in with a return URL.
 func TestServePortal(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "policy.yaml", string(policySrc))
-	alice, _ := password.Hash("alice-pw", password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, rand.Reader)
-	writeFile(t, dir, "users.yaml", fmt.Sprintf("users:\n  - {id: u-1, username: alice, password_hash: %q, roles: [user]}\n", alice))
+	dir := demoDir(t)
+	writeCheapUsers(t, dir)
 	writeFile(t, dir, "logo.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>")
 	writeFile(t, dir, "csrf.key", strings.Repeat("ab", 32))
 	cfg := writeFile(t, dir, "gatehouse.yaml", `authz: {listen: 127.0.0.1:0}
@@ -120,11 +106,7 @@ func TestPortalKeyAndLogoErrors(t *testing.T) {
 		"missing logo": "logo: " + filepath.Join(dir, "nope.png"),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-				t.Fatal(err)
-			}
-			policySrc, _ := os.ReadFile("../../deploy/dev/policy.yaml")
-			writeFile(t, dir, "policy.yaml", string(policySrc))
+			dir := demoDir(t)
 			writeFile(t, dir, "users.yaml", "users: []\n")
 			cfg := writeFile(t, dir, "gatehouse.yaml", `authz: {listen: 127.0.0.1:0}
 issuer: {listen: 127.0.0.1:0, url: https://login.example.com}

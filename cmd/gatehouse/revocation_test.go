@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,15 +22,7 @@ func TestServeRevocationModes(t *testing.T) {
 	addr := redistest.Start(t)
 	for _, mode := range []string{"replica", "strict"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
-				t.Fatal(err)
-			}
-			policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, dir, "policy.yaml", string(policySrc))
+			dir := demoDir(t)
 			prefix := "rm-" + mode + ":"
 			// A Redis in use since long before the tokens below (a fresh one refuses tokens older than itself).
 			raw := redis.NewClient(&redis.Options{Addr: addr})

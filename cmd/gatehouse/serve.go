@@ -68,7 +68,7 @@ func runServe(e *env, args []string) error {
 		if a.issuer != nil {
 			files = append(files, a.cfg.Users)
 		}
-		go watchFiles(ctx, files, 2*time.Second, a.reload)
+		watchFiles(ctx, files, 2*time.Second, a.reload)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"gatehouse/extauthz"
+	"gatehouse/internal/logbuf"
 	"gatehouse/password"
 	"gatehouse/store/redistest"
 	"gatehouse/token"
@@ -31,7 +30,7 @@ import (
 type servedApp struct {
 	*app
 	dir    string
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	authz  authv3.AuthorizationClient
 	health healthpb.HealthClient
 	base   string
@@ -44,6 +43,18 @@ func keyedDir(t *testing.T) string {
 	if _, err := token.WriteKeyPair(filepath.Join(dir, "keys"), "EdDSA", rand.Reader); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// demoDir is keyedDir plus the demo policy as policy.yaml.
+func demoDir(t *testing.T) string {
+	t.Helper()
+	dir := keyedDir(t)
+	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "policy.yaml", string(policySrc))
 	return dir
 }
 
@@ -60,7 +71,7 @@ func writeCheapUsers(t *testing.T, dir string) {
 func launch(t *testing.T, dir, cfgYAML string) *servedApp {
 	t.Helper()
 	cfg := writeFile(t, dir, "gatehouse.yaml", cfgYAML)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	a, err := newApp(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +105,7 @@ keys: {dir: keys}
 // startServe starts a full Gatehouse on the demo policy (real Redis when redisAddr is set).
 func startServe(t *testing.T, redisAddr string) *servedApp {
 	t.Helper()
-	dir := keyedDir(t)
-	policySrc, err := os.ReadFile("../../deploy/dev/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "policy.yaml", string(policySrc))
+	dir := demoDir(t)
 	writeCheapUsers(t, dir)
 	redis := ""
 	if redisAddr != "" {
@@ -258,24 +264,6 @@ func TestServeHealthAndDevMode(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the servers write to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeAdminMetricsAndReadiness runs a decider-only Gatehouse (issuer off) with admin.listen: metrics count
 // decisions and reloads, and readiness follows the store.
 func TestServeAdminMetricsAndReadiness(t *testing.T) {
@@ -370,4 +358,62 @@ func TestServeExportsReplicaLag(t *testing.T) {
 	if lag < 0 || lag > 2 {
 		t.Fatalf("replica lag metric = %v, want between 0 and 2s:\n%s", lag, b)
 	}
+}
+
+// TestServeReloadsUsers: a reload picks up a changed users file, and a broken one is refused while the running
+// users keep logging in.
+func TestServeReloadsUsers(t *testing.T) {
+	s := startServe(t, "")
+	carol, err := password.Hash("carol-pw", password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, err := os.ReadFile(filepath.Join(s.dir, "users.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := s.post(t, "/auth/login", `{"username":"carol","password":"carol-pw"}`, ""); code != 401 {
+		t.Fatalf("carol before she is added: %d", code)
+	}
+	writeFile(t, s.dir, "users.yaml", string(users)+fmt.Sprintf("  - {id: u-3, username: carol, password_hash: %q, roles: [user]}\n", carol))
+	s.reload()
+	if code, body := s.post(t, "/auth/login", `{"username":"carol","password":"carol-pw"}`, ""); code != 200 {
+		t.Fatalf("carol after the reload: %d %v", code, body)
+	}
+
+	writeFile(t, s.dir, "users.yaml", "users:\n  - {id: u-9, username: mallory, password_hash: nope, roles: [user]}\n")
+	s.reload()
+	if !strings.Contains(s.logs.String(), `"event":"serve.reload_failed"`) {
+		t.Errorf("refused users reload not logged")
+	}
+	if code, _ := s.post(t, "/auth/login", `{"username":"carol","password":"carol-pw"}`, ""); code != 200 {
+		t.Fatalf("a broken users file replaced the running one: %d", code)
+	}
+}
+
+// TestWatchFiles: a changed file, or one that disappears, is noticed by its content.
+func TestWatchFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := writeFile(t, dir, "a.yaml", "a: 1\n"), writeFile(t, dir, "b.yaml", "b: 1\n")
+	changed := make(chan struct{}, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchFiles(ctx, []string{a, b}, 5*time.Millisecond, func() { changed <- struct{}{} })
+	noticed := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s not noticed", what)
+		}
+	}
+	// Replaced in one step, as editors and ConfigMap swaps do, so the watcher never sees a half-written file.
+	if err := os.Rename(writeFile(t, dir, "b.new", "b: 2\n"), b); err != nil {
+		t.Fatal(err)
+	}
+	noticed("a changed b.yaml")
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	noticed("a removed a.yaml")
 }

@@ -7,14 +7,29 @@ import (
 	"time"
 )
 
-// watchFiles polls paths and calls onChange when any file's content changes. Polling content hashes (not mtimes,
-// not inotify) survives editors that replace files and Kubernetes ConfigMap symlink swaps alike, at the cost of
-// reading two small files every interval.
+// watchFiles polls paths until ctx ends and calls onChange when any file's content changes from what it is when
+// watchFiles returns. Polling content hashes (not mtimes, not inotify) survives editors that replace files and
+// Kubernetes ConfigMap symlink swaps alike, at the cost of reading two small files every interval.
 func watchFiles(ctx context.Context, paths []string, interval time.Duration, onChange func()) {
 	sums := make([][32]byte, len(paths))
 	for i, p := range paths {
 		sums[i] = fileSum(p)
 	}
+	go every(ctx, interval, func() {
+		changed := false
+		for i, p := range paths {
+			if s := fileSum(p); s != sums[i] {
+				sums[i], changed = s, true
+			}
+		}
+		if changed {
+			onChange()
+		}
+	})
+}
+
+// every calls f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -22,15 +37,7 @@ func watchFiles(ctx context.Context, paths []string, interval time.Duration, onC
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			changed := false
-			for i, p := range paths {
-				if s := fileSum(p); s != sums[i] {
-					sums[i], changed = s, true
-				}
-			}
-			if changed {
-				onChange()
-			}
+			f()
 		}
 	}
 }
